@@ -1,0 +1,171 @@
+#include "fer/tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <sstream>
+
+#include "fer/error.h"
+
+namespace fer {
+
+std::string shape_str(const Shape& shape) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < shape.size(); ++i) out << (i ? ", " : "") << shape[i];
+  out << "]";
+  return out.str();
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    FER_CHECK(d >= 0, "negative dimension in shape ", shape_str(shape));
+    n *= d;
+  }
+  return n;
+}
+
+// ---- AlignedBuffer ------------------------------------------------------------------
+
+AlignedBuffer::AlignedBuffer(int64_t count) : size_(count) {
+  if (count == 0) return;
+  const size_t bytes = ((static_cast<size_t>(count) * sizeof(float) + 63) / 64) * 64;
+  data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (!data_) throw std::bad_alloc();
+  std::memset(data_, 0, bytes);
+}
+
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+
+AlignedBuffer::AlignedBuffer(AlignedBuffer&& other) noexcept
+    : data_(other.data_), size_(other.size_) {
+  other.data_ = nullptr;
+  other.size_ = 0;
+}
+
+AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& other) noexcept {
+  if (this != &other) {
+    std::free(data_);
+    data_ = other.data_;
+    size_ = other.size_;
+    other.data_ = nullptr;
+    other.size_ = 0;
+  }
+  return *this;
+}
+
+// ---- Tensor -------------------------------------------------------------------------
+
+Tensor::Tensor(const Shape& shape) : impl_(std::make_shared<TensorImpl>()) {
+  impl_->shape = shape;
+  impl_->data = AlignedBuffer(shape_numel(shape));
+}
+
+Tensor::Tensor(const Shape& shape, float fill_value) : Tensor(shape) { fill(fill_value); }
+
+Tensor::Tensor(const Shape& shape, const std::vector<float>& values) : Tensor(shape) {
+  FER_CHECK(static_cast<int64_t>(values.size()) == numel(), "Tensor: ", values.size(),
+            " values given for shape ", shape_str(shape));
+  if (!values.empty()) std::memcpy(data(), values.data(), values.size() * sizeof(float));
+}
+
+const Shape& Tensor::shape() const {
+  FER_CHECK(impl_, "use of an undefined tensor");
+  return impl_->shape;
+}
+
+int64_t Tensor::dim(int axis) const {
+  const int n = ndim();
+  const int a = axis < 0 ? axis + n : axis;
+  FER_CHECK(a >= 0 && a < n, "axis ", axis, " out of range for shape ", shape_str(shape()));
+  return shape()[a];
+}
+
+int64_t Tensor::numel() const { return impl_ ? impl_->data.size() : 0; }
+
+float* Tensor::data() {
+  FER_CHECK(impl_, "use of an undefined tensor");
+  return impl_->data.data();
+}
+
+const float* Tensor::data() const {
+  FER_CHECK(impl_, "use of an undefined tensor");
+  return impl_->data.data();
+}
+
+float Tensor::item() const {
+  FER_CHECK(numel() == 1, "item(): tensor of shape ", shape_str(shape()),
+            " has more than one element");
+  return data()[0];
+}
+
+std::vector<float> Tensor::to_vector() const {
+  return std::vector<float>(data(), data() + numel());
+}
+
+Tensor Tensor::clone() const {
+  Tensor out(shape());
+  if (numel()) std::memcpy(out.data(), data(), numel() * sizeof(float));
+  return out;
+}
+
+Tensor Tensor::reshape(const Shape& new_shape) const {
+  FER_CHECK(shape_numel(new_shape) == numel(), "reshape: cannot view ", shape_str(shape()),
+            " as ", shape_str(new_shape));
+  // A reshaped tensor gets its own copy: sharing storage with a different shape would
+  // need a view mechanism that the framework does not otherwise use.
+  Tensor out = clone();
+  out.impl_->shape = new_shape;
+  return out;
+}
+
+void Tensor::fill(float value) {
+  float* p = data();
+  for (int64_t i = 0; i < numel(); ++i) p[i] = value;
+}
+
+void Tensor::copy_from(const Tensor& other) {
+  FER_CHECK(other.numel() == numel(), "copy_from: ", shape_str(other.shape()), " into ",
+            shape_str(shape()));
+  if (numel()) std::memcpy(data(), other.data(), numel() * sizeof(float));
+}
+
+bool Tensor::requires_grad() const { return impl_ && impl_->requires_grad; }
+
+Tensor& Tensor::set_requires_grad(bool value) {
+  FER_CHECK(impl_, "use of an undefined tensor");
+  impl_->requires_grad = value;
+  return *this;
+}
+
+bool Tensor::has_grad() const { return impl_ && !impl_->grad.empty(); }
+
+float* Tensor::grad() const {
+  FER_CHECK(impl_, "use of an undefined tensor");
+  if (impl_->grad.empty() && numel() > 0) impl_->grad = AlignedBuffer(numel());
+  return impl_->grad.data();
+}
+
+Tensor Tensor::grad_tensor() const {
+  Tensor out(shape());
+  if (has_grad()) std::memcpy(out.data(), grad(), numel() * sizeof(float));
+  return out;
+}
+
+void Tensor::zero_grad() {
+  if (has_grad()) std::memset(impl_->grad.data(), 0, numel() * sizeof(float));
+}
+
+void check_same_shape(const char* op, const Shape& expected, const Shape& got) {
+  if (expected != got)
+    fail(op, ": expected shape ", shape_str(expected), ", got ", shape_str(got));
+}
+
+void check_rank(const char* op, const Tensor& t, int rank, const char* layout) {
+  if (t.ndim() != rank)
+    fail(op, ": expected a rank-", rank, layout[0] ? " " : "", layout, " tensor, got ",
+         shape_str(t.shape()));
+}
+
+}  // namespace fer

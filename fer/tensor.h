@@ -1,0 +1,103 @@
+// Tensor: an n-dimensional float32 array with an optional gradient.
+//
+// Activations are NHWC (batch, height, width, channels): channels are innermost, so a
+// 1x1 convolution is a matrix product and depthwise kernels vectorize over channels.
+// Storage is 64-byte aligned (one cache line, one AVX-512 register).
+//
+// A Tensor is a cheap handle: copies share the same storage, as in PyTorch. Use clone()
+// for a deep copy. The gradient lives beside the data and is allocated (as zeros) the
+// first time something accumulates into it; see fer/autograd.h for how it is filled.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace fer {
+
+using Shape = std::vector<int64_t>;
+
+std::string shape_str(const Shape& shape);  // "[64, 48, 48, 1]"
+int64_t shape_numel(const Shape& shape);
+
+// A 64-byte aligned float array that owns its memory.
+class AlignedBuffer {
+ public:
+  AlignedBuffer() = default;
+  explicit AlignedBuffer(int64_t count);  // zero-filled
+  ~AlignedBuffer();
+  AlignedBuffer(const AlignedBuffer&) = delete;
+  AlignedBuffer& operator=(const AlignedBuffer&) = delete;
+  AlignedBuffer(AlignedBuffer&& other) noexcept;
+  AlignedBuffer& operator=(AlignedBuffer&& other) noexcept;
+
+  float* data() { return data_; }
+  const float* data() const { return data_; }
+  int64_t size() const { return size_; }
+  bool empty() const { return data_ == nullptr; }
+
+ private:
+  float* data_ = nullptr;
+  int64_t size_ = 0;
+};
+
+struct TensorImpl {
+  Shape shape;
+  AlignedBuffer data;
+  AlignedBuffer grad;  // empty until something accumulates into it
+  bool requires_grad = false;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;                 // undefined tensor (defined() is false)
+  explicit Tensor(const Shape& shape);  // zero-filled
+  Tensor(const Shape& shape, float fill);
+  Tensor(const Shape& shape, const std::vector<float>& values);
+
+  static Tensor zeros(const Shape& shape) { return Tensor(shape); }
+  static Tensor scalar(float value) { return Tensor(Shape{}, value); }
+
+  bool defined() const { return impl_ != nullptr; }
+  const Shape& shape() const;
+  int ndim() const { return static_cast<int>(shape().size()); }
+  int64_t dim(int axis) const;  // negative axes count from the end
+  int64_t numel() const;
+
+  float* data();
+  const float* data() const;
+  float item() const;  // the value of a one-element tensor
+  std::vector<float> to_vector() const;
+
+  Tensor clone() const;  // deep copy of the data (no gradient)
+  // Same storage, new shape with the same element count (the gradient is not shared).
+  Tensor reshape(const Shape& shape) const;
+  void fill(float value);
+  void copy_from(const Tensor& other);  // same numel required
+
+  // --- autograd -------------------------------------------------------------------
+  bool requires_grad() const;
+  Tensor& set_requires_grad(bool value);
+  bool has_grad() const;             // whether a gradient buffer exists
+  // The gradient buffer, allocated as zeros on first use. A const handle still gives
+  // write access: the handle's constness is not the tensor's (backward closures hold
+  // const copies of the tensors they accumulate into).
+  float* grad() const;
+  Tensor grad_tensor() const;        // a copy of the gradient (zeros if none)
+  void zero_grad();                  // sets an existing gradient to zero
+
+  // Identity of the underlying storage (for tests and caches).
+  const TensorImpl* impl() const { return impl_.get(); }
+
+ private:
+  std::shared_ptr<TensorImpl> impl_;
+};
+
+// Throws fer::Error "op: expected shape A, got B" unless the shapes are equal.
+void check_same_shape(const char* op, const Shape& expected, const Shape& got);
+// Throws unless the tensor has `rank` dimensions: "op: expected a rank-4 NHWC tensor, got [..]".
+void check_rank(const char* op, const Tensor& t, int rank, const char* layout = "");
+
+}  // namespace fer

@@ -1,0 +1,85 @@
+// Layer: the unit a model is built from. A layer owns its parameters, computes its
+// forward pass by calling kernels (kernels/), and records its backward pass on the
+// autograd tape (fer/autograd.h) when a gradient is wanted.
+//
+// Shapes: a layer is built for the shape of ONE example (H, W, C for images, or {F} for
+// features), like Keras's build(); forward() takes a batch whose first axis is N.
+//
+// Parameters are named "<layer name>/<what>" with Keras's words (kernel, bias, gamma,
+// beta, moving_mean, moving_variance), so that Keras weights map by name.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "fer/json.h"
+#include "fer/rng.h"
+#include "fer/tensor.h"
+
+namespace fer {
+
+struct Parameter {
+  std::string name;      // "conv2d_1/kernel"
+  Tensor value;          // requires_grad is true for trainable parameters
+  bool trainable = true; // false for BatchNorm's running statistics
+};
+
+class Layer {
+ public:
+  explicit Layer(std::string name) : name_(std::move(name)) {}
+  virtual ~Layer() = default;
+  Layer(const Layer&) = delete;
+  Layer& operator=(const Layer&) = delete;
+
+  const std::string& name() const { return name_; }
+  virtual std::string type() const = 0;  // Keras class name: "Conv2D", "BatchNormalization"
+
+  // Creates the parameters for one example of shape `input` (initialized from `rng`)
+  // and returns the shape of one output example. Throws fer::Error naming the layer
+  // when the input shape does not fit.
+  virtual Shape build(const Shape& input, Rng& rng) = 0;
+
+  // Runs the layer on a batch. `training` selects training behaviour (Dropout active,
+  // BatchNorm on batch statistics). Records the backward pass when a gradient is wanted.
+  virtual Tensor forward(const Tensor& x, bool training) = 0;
+
+  // Every parameter and statistic the layer owns (what a model file saves), in a stable
+  // order. Containers return their children's.
+  virtual std::vector<Parameter*> parameters() { return {}; }
+
+  // The layer's configuration: {"type": ..., "name": ..., plus its own fields}. Enough
+  // for make_layer() (layers/registry.h) to rebuild it.
+  virtual Json config() const {
+    Json j = Json::object();
+    j["type"] = type();
+    j["name"] = name_;
+    return j;
+  }
+
+  // A frozen layer's parameters are not updated (they stop requiring gradients) and a
+  // frozen BatchNorm runs on its running statistics even in training.
+  virtual void set_frozen(bool frozen) {
+    frozen_ = frozen;
+    for (Parameter* p : parameters())
+      if (p->trainable) p->value.set_requires_grad(!frozen);
+  }
+  bool frozen() const { return frozen_; }
+
+ protected:
+  // Throws "layer 'name' (Type): message" -- the standard error for a bad input.
+  template <typename... Parts>
+  [[noreturn]] void layer_error(Parts&&... parts) const;
+
+  std::string name_;
+  bool frozen_ = false;
+};
+
+}  // namespace fer
+
+#include "fer/error.h"
+
+template <typename... Parts>
+[[noreturn]] void fer::Layer::layer_error(Parts&&... parts) const {
+  fail("layer '", name_, "' (", type(), "): ", std::forward<Parts>(parts)...);
+}
