@@ -1,0 +1,51 @@
+// Softmax over the last axis and the fused softmax cross-entropy loss, on raw buffers.
+//
+// Inputs are matrices [rows, K] (K classes innermost). `_ref` versions are plain loops in
+// double; the others split rows over OpenMP threads. Both subtract the row maximum before
+// exponentiating: softmax(z) = softmax(z - max z) mathematically, and it keeps exp() from
+// overflowing on large logits.
+#pragma once
+
+#include <cstdint>
+
+namespace fer::kernels {
+
+// y[r,k] = exp(x[r,k] - max_j x[r,j]) / sum_j exp(x[r,j] - max_j x[r,j])
+void softmax_rows_ref(const float* x, int64_t rows, int64_t K, float* y);
+void softmax_rows(const float* x, int64_t rows, int64_t K, float* y);
+
+// Backward of y = softmax(x) given y and dy: the Jacobian is diag(y) - y y^T, so
+//   dx[r,k] += y[r,k] * (dy[r,k] - sum_j dy[r,j] * y[r,j])      (ADDS into dx)
+void softmax_rows_backward_ref(const float* y, const float* dy, int64_t rows, int64_t K,
+                               float* dx);
+void softmax_rows_backward(const float* y, const float* dy, int64_t rows, int64_t K,
+                           float* dx);
+
+// Softmax cross-entropy of logits z[N, K] against integer labels[N] (each in [0, K); the
+// caller checks), with label smoothing eps and optional per-class weights w[K]
+// (nullptr = all ones). Exactly PyTorch 1.13's
+//   cross_entropy(z, labels, weight=w, label_smoothing=eps, reduction='mean'):
+//
+//   logp[i,k] = log softmax(z[i])[k]
+//   loss = (1/W) sum_i [ (1-eps) * w[y_i] * (-logp[i,y_i])
+//                        + (eps/K) * sum_k w[k] * (-logp[i,k]) ],   W = sum_i w[y_i]
+//
+// Note where the weights go: the one-hot part is weighted by the label's class, the
+// smoothing part by each class k it spreads onto, and both are normalized by the label
+// weights W. Without weights this is the mean over rows of the cross-entropy with target
+// (1-eps)*onehot + eps/K (Keras's label_smoothing too).
+//
+// Writing a[i,k] = (1-eps) w[y_i] [k == y_i] + (eps/K) w[k] (the row's weighted target)
+// and A_i = sum_k a[i,k], the loss is -(1/W) sum_i sum_k a[i,k] logp[i,k] and its
+// gradient is
+//   dlogits[i,k] = (A_i * softmax(z[i])[k] - a[i,k]) / W
+// (= (p - target) / N in the unweighted case). Returns the loss; writes (overwrites)
+// dlogits[N, K] unless it is nullptr. Returns NaN when W = 0.
+double softmax_cross_entropy_ref(const float* logits, const int* labels, int64_t N, int64_t K,
+                                 float label_smoothing, const float* class_weights,
+                                 float* dlogits);
+double softmax_cross_entropy(const float* logits, const int* labels, int64_t N, int64_t K,
+                             float label_smoothing, const float* class_weights,
+                             float* dlogits);
+
+}  // namespace fer::kernels

@@ -1,0 +1,59 @@
+// BatchNormalization over the last axis (channels of an NHWC batch, features of [N, F]),
+// with Keras's parameters, defaults and running-statistics convention.
+//
+//   training (and not frozen): normalize with the batch's mean and biased variance, then
+//     update moving_mean/moving_variance (momentum, unbiased variance; see
+//     kernels/batchnorm.h). Gradients flow through the batch statistics.
+//   inference, or frozen: normalize with moving_mean/moving_variance and leave them be;
+//     the layer is then a fixed per-channel affine map. A frozen BN in a fine-tuned
+//     backbone behaves like this even in training, as in Keras (trainable=False).
+//
+// Parameters: "<name>/gamma" (ones, if scale), "<name>/beta" (zeros, if center), both
+// trainable; "<name>/moving_mean" (zeros) and "<name>/moving_variance" (ones), not
+// trainable and never requiring a gradient.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/layer.h"
+
+namespace fer {
+
+class BatchNormalization : public Layer {
+ public:
+  explicit BatchNormalization(std::string name, float epsilon = 1e-3f, float momentum = 0.99f,
+                              bool center = true, bool scale = true);
+
+  std::string type() const override { return "BatchNormalization"; }
+  Shape build(const Shape& input, Rng& rng) override;
+  Tensor forward(const Tensor& x, bool training) override;
+  std::vector<Parameter*> parameters() override;
+  Json config() const override;
+  // Reads {"name", "epsilon", "momentum", "center", "scale"}; missing fields take the
+  // Keras defaults.
+  static std::unique_ptr<Layer> from_config(const Json& config);
+
+  float epsilon() const { return epsilon_; }
+  float momentum() const { return momentum_; }
+  // Direct access (tests, weight import). Undefined tensors for an absent gamma/beta.
+  Tensor& gamma() { return gamma_.value; }
+  Tensor& beta() { return beta_.value; }
+  Tensor& moving_mean() { return moving_mean_.value; }
+  Tensor& moving_variance() { return moving_variance_.value; }
+
+ private:
+  float epsilon_;
+  float momentum_;
+  bool center_;
+  bool scale_;
+  bool built_ = false;
+  Shape input_shape_;  // one example, as given to build()
+  int64_t channels_ = 0;
+  Parameter gamma_, beta_, moving_mean_, moving_variance_;
+  // Stand-ins for an absent gamma (ones) or beta (zeros), so the kernels need no cases.
+  Tensor ones_, zeros_;
+};
+
+}  // namespace fer

@@ -1,0 +1,28 @@
+// The training loss: softmax cross-entropy on logits, fused (one kernel computes
+// log-softmax, the loss and its gradient, which is both faster and more accurate than
+// a Softmax layer followed by a log).
+#pragma once
+
+#include <vector>
+
+#include "fer/tensor.h"
+
+namespace fer {
+
+// Mean softmax cross-entropy of logits [N, K] against integer labels (N of them, each in
+// [0, K)), as a scalar Tensor with autograd into the logits.
+//   label_smoothing eps in [0, 1): the target is (1-eps)*onehot + eps/K (Keras, PyTorch).
+//   class_weights (empty, or K values >= 0): PyTorch's CrossEntropyLoss(weight=...)
+//     semantics, reduction 'mean' -- the weighted sum of per-example losses divided by the
+//     sum of the labels' weights. See kernels/softmax.h for the exact formula with both.
+// Throws fer::Error on a wrong rank or size, a label out of range (naming its index and
+// value), or label weights that sum to zero.
+Tensor softmax_cross_entropy(const Tensor& logits, const std::vector<int>& labels,
+                             float label_smoothing = 0,
+                             const std::vector<float>& class_weights = {});
+
+// Row softmax of logits [N, K] (probabilities for evaluation), N*K values row by row.
+// No autograd.
+std::vector<float> softmax_probabilities(const Tensor& logits);
+
+}  // namespace fer
