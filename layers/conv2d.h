@@ -1,0 +1,51 @@
+// Conv2D: Keras's 2-D convolution layer (without a fused activation: fer uses separate
+// activation layers). Learns `filters` kernels of size kh x kw over all input channels.
+//
+//   input  [N, H, W, C]  ->  output [N, OH, OW, filters]   (OH, OW from kernels/padding.h)
+//   params "<name>/kernel" [kh, kw, C, filters], "<name>/bias" [filters] (if use_bias)
+//
+// The arithmetic is in kernels/conv2d.h; this class owns the weights, checks shapes and
+// records the backward pass on the tape.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/padding.h"
+#include "layers/layer.h"
+
+namespace fer {
+
+class Conv2D : public Layer {
+ public:
+  Conv2D(std::string name, int filters, std::array<int, 2> kernel_size,
+         std::array<int, 2> strides = {1, 1}, const std::string& padding = "valid",
+         bool use_bias = true);
+  // Rebuilds the layer from config(); accepts Keras-style integers for kernel_size and
+  // strides too ("kernel_size": 3 means [3, 3]).
+  static std::unique_ptr<Layer> from_config(const Json& config);
+
+  std::string type() const override { return "Conv2D"; }
+  Shape build(const Shape& input, Rng& rng) override;
+  Tensor forward(const Tensor& x, bool training) override;
+  std::vector<Parameter*> parameters() override;
+  Json config() const override;
+
+  // The parameter tensors (undefined until build(); bias undefined without use_bias).
+  const Tensor& kernel() const { return kernel_.value; }
+  const Tensor& bias() const { return bias_.value; }
+
+ private:
+  int filters_;
+  std::array<int, 2> kernel_size_;
+  std::array<int, 2> strides_;
+  kernels::Padding padding_;
+  bool use_bias_;
+  Shape input_shape_;  // one example [H, W, C], set by build()
+  Parameter kernel_;
+  Parameter bias_;
+};
+
+}  // namespace fer

@@ -1,0 +1,49 @@
+// DepthwiseConv2D: Keras's depthwise convolution with depth_multiplier 1 -- one kh x kw
+// filter per input channel, channels never mixed (MobileNet pairs it with a 1x1 Conv2D).
+//
+//   input  [N, H, W, C]  ->  output [N, OH, OW, C]
+//   params "<name>/depthwise_kernel" [kh, kw, C, 1] (Keras's name and layout),
+//          "<name>/bias" [C] (if use_bias)
+//
+// The arithmetic is in kernels/depthwise_conv2d.h.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/padding.h"
+#include "layers/layer.h"
+
+namespace fer {
+
+class DepthwiseConv2D : public Layer {
+ public:
+  // depth_multiplier exists so that a Keras config with another value fails loudly
+  // instead of being misread; only 1 is implemented.
+  DepthwiseConv2D(std::string name, std::array<int, 2> kernel_size,
+                  std::array<int, 2> strides = {1, 1}, const std::string& padding = "valid",
+                  bool use_bias = true, int depth_multiplier = 1);
+  static std::unique_ptr<Layer> from_config(const Json& config);
+
+  std::string type() const override { return "DepthwiseConv2D"; }
+  Shape build(const Shape& input, Rng& rng) override;
+  Tensor forward(const Tensor& x, bool training) override;
+  std::vector<Parameter*> parameters() override;
+  Json config() const override;
+
+  const Tensor& kernel() const { return kernel_.value; }
+  const Tensor& bias() const { return bias_.value; }
+
+ private:
+  std::array<int, 2> kernel_size_;
+  std::array<int, 2> strides_;
+  kernels::Padding padding_;
+  bool use_bias_;
+  Shape input_shape_;  // one example [H, W, C], set by build()
+  Parameter kernel_;
+  Parameter bias_;
+};
+
+}  // namespace fer
