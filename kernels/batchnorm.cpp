@@ -153,15 +153,16 @@ void column_sums(int64_t rows, int64_t C, Term term, double* out0, double* out1)
   }
 }
 
-// y[r,c] = x[r,c] * scale[c] + shift[c]: a normalization folded into one multiply-add.
-void affine_rows(const float* x, const float* scale, const float* shift, int64_t rows,
-                 int64_t C, float* y) {
+// y[r,c] = (x[r,c] - center[c]) * scale[c] + shift[c]. Subtracting the mean first (rather
+// than folding it into shift) keeps the precision when |mean| >> std.
+void affine_rows(const float* x, const float* center, const float* scale, const float* shift,
+                 int64_t rows, int64_t C, float* y) {
 #pragma omp parallel for schedule(static) num_threads(threads_for(rows * C))
   for (int64_t r = 0; r < rows; ++r) {
     const float* xr = x + r * C;
     float* yr = y + r * C;
 #pragma omp simd
-    for (int64_t c = 0; c < C; ++c) yr[c] = xr[c] * scale[c] + shift[c];
+    for (int64_t c = 0; c < C; ++c) yr[c] = (xr[c] - center[c]) * scale[c] + shift[c];
   }
 }
 
@@ -189,7 +190,7 @@ void batchnorm_forward_train(const float* x, const float* gamma, const float* be
         }
       },
       v.data(), nullptr);
-  std::vector<float> scale(C), shift(C);
+  std::vector<float> scale(C);
   for (int64_t c = 0; c < C; ++c) {
     v[c] /= rows;
     const double is = 1.0 / std::sqrt(v[c] + eps);
@@ -197,21 +198,17 @@ void batchnorm_forward_train(const float* x, const float* gamma, const float* be
     var[c] = static_cast<float>(v[c]);
     inv_std[c] = static_cast<float>(is);
     scale[c] = static_cast<float>(gamma[c] * is);
-    shift[c] = static_cast<float>(beta[c] - m[c] * gamma[c] * is);
   }
-  affine_rows(x, scale.data(), shift.data(), rows, C, y);
+  affine_rows(x, mean, scale.data(), beta, rows, C, y);
 }
 
 void batchnorm_forward_inference(const float* x, const float* gamma, const float* beta,
                                  const float* moving_mean, const float* moving_var,
                                  int64_t rows, int64_t C, float eps, float* y) {
-  std::vector<float> scale(C), shift(C);
-  for (int64_t c = 0; c < C; ++c) {
-    const double s = gamma[c] / std::sqrt(double(moving_var[c]) + eps);
-    scale[c] = static_cast<float>(s);
-    shift[c] = static_cast<float>(beta[c] - moving_mean[c] * s);
-  }
-  affine_rows(x, scale.data(), shift.data(), rows, C, y);
+  std::vector<float> scale(C);
+  for (int64_t c = 0; c < C; ++c)
+    scale[c] = static_cast<float>(gamma[c] / std::sqrt(double(moving_var[c]) + eps));
+  affine_rows(x, moving_mean, scale.data(), beta, rows, C, y);
 }
 
 void batchnorm_backward_train(const float* x, const float* dy, const float* gamma,
