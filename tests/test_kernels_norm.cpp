@@ -383,7 +383,8 @@ TEST(SoftmaxCrossEntropyKernel, HandValues) {
     EXPECT_NEAR(ce(c.logits.data(), c.labels.data(), 2, 3, 0.f, nullptr, nullptr),
                 (ln2 + ln3) / 2, 1e-6);
     const std::vector<float> zero_w = {0.f, 1.f, 0.f};
-    EXPECT_TRUE(std::isnan(ce(c.logits.data(), c.labels.data(), 2, 3, 0.f, zero_w.data(), nullptr)));
+    EXPECT_TRUE(
+        std::isnan(ce(c.logits.data(), c.labels.data(), 2, 3, 0.f, zero_w.data(), nullptr)));
   }
 }
 
@@ -401,8 +402,10 @@ TEST(SoftmaxCrossEntropyKernel, OptimizedMatchesReference) {
                                  " eps=" + std::to_string(eps) + (weighted ? " weighted" : "");
         std::vector<float> g0(N * K), g1(N * K);
         const float* wp = weighted ? w.data() : nullptr;
-        const double l0 = softmax_cross_entropy_ref(z.data(), labels.data(), N, K, eps, wp, g0.data());
-        const double l1 = softmax_cross_entropy(z.data(), labels.data(), N, K, eps, wp, g1.data());
+        const double l0 =
+            softmax_cross_entropy_ref(z.data(), labels.data(), N, K, eps, wp, g0.data());
+        const double l1 =
+            softmax_cross_entropy(z.data(), labels.data(), N, K, eps, wp, g1.data());
         EXPECT_NEAR(l1, l0, 1e-5 * std::max(1.0, std::fabs(l0))) << what;
         // Gradients are O(1/N); compare relative to that scale.
         expect_close(g1, g0, 1e-4, 1e-6 / N, what);
