@@ -144,6 +144,38 @@ const char* kNumpyCompressedHex =
     "726e656c2e6e7079504b0102140314000000080000002100a609f6084e00000094000000090000000000000000000000"
     "8001950000006c6162656c2e6e7079504b05060000000002000200710000001e0100000000";
 
+// A one-entry STORED archive with every size and offset in ZIP64 form (0xFFFFFFFF in
+// the 32-bit fields, the real values in ZIP64 extra fields, a ZIP64 end record), as a
+// writer of huge archives produces.
+Bytes zip64_archive(const std::string& name, const Bytes& data) {
+  Bytes z;
+  auto p16 = [&](uint64_t v) { for (int i = 0; i < 2; ++i) z.push_back((v >> (8 * i)) & 0xFF); };
+  auto p32 = [&](uint64_t v) { for (int i = 0; i < 4; ++i) z.push_back((v >> (8 * i)) & 0xFF); };
+  auto p64 = [&](uint64_t v) { for (int i = 0; i < 8; ++i) z.push_back((v >> (8 * i)) & 0xFF); };
+  auto bytes = [&](const std::string& s) { z.insert(z.end(), s.begin(), s.end()); };
+  const uint32_t crc = crc32(data.data(), data.size());
+  // local header + ZIP64 extra (uncompressed, compressed size)
+  p32(0x04034b50); p16(45); p16(0); p16(0); p16(0); p16(0x21); p32(crc);
+  p32(0xFFFFFFFF); p32(0xFFFFFFFF); p16(name.size()); p16(20);
+  bytes(name);
+  p16(0x0001); p16(16); p64(data.size()); p64(data.size());
+  z.insert(z.end(), data.begin(), data.end());
+  // central directory + ZIP64 extra (uncompressed, compressed size, local header offset)
+  const uint64_t cd_offset = z.size();
+  p32(0x02014b50); p16(45); p16(45); p16(0); p16(0); p16(0); p16(0x21); p32(crc);
+  p32(0xFFFFFFFF); p32(0xFFFFFFFF); p16(name.size()); p16(28); p16(0); p16(0); p16(0); p32(0);
+  p32(0xFFFFFFFF);
+  bytes(name);
+  p16(0x0001); p16(24); p64(data.size()); p64(data.size()); p64(0);
+  const uint64_t cd_size = z.size() - cd_offset;
+  // ZIP64 end record, its locator, and the classic end record with saturated fields
+  const uint64_t zip64_end = z.size();
+  p32(0x06064b50); p64(44); p16(45); p16(45); p32(0); p32(0); p64(1); p64(1); p64(cd_size); p64(cd_offset);
+  p32(0x07064b50); p32(0); p64(zip64_end); p32(1);
+  p32(0x06054b50); p16(0); p16(0); p16(0xFFFF); p16(0xFFFF); p32(0xFFFFFFFF); p32(0xFFFFFFFF); p16(0);
+  return z;
+}
+
 }  // namespace
 
 // ---- building blocks ----------------------------------------------------------------------
@@ -608,6 +640,14 @@ TEST_F(NpzTest, FuzzedNpyOnlyEverThrowsFerError) {
                             raw_npy("{'descr': '<f8', 'fortran_order': True, 'shape': (2, 2), }", Bytes(32, 1))}) {
     fuzz(good, [](const Bytes& b) { decode_npy(b.data(), b.size(), "fuzz.npy"); }, true);
   }
+}
+
+TEST_F(NpzTest, ReadsZip64ExtraFieldsAndEndRecord) {
+  const Bytes z = zip64_archive("conv/w.npy", encode_npy(counting_tensor({2, 2}, 1.5f, 0.f)));
+  const NpzArrays m = decode_npz(z, "zip64.npz");
+  EXPECT_EQ(m.order, std::vector<std::string>{"conv/w"});
+  EXPECT_EQ(m.tensor("conv/w").to_vector(), (std::vector<float>{0, 1.5f, 3, 4.5f}));
+  fuzz(z, [](const Bytes& b) { decode_npz(b, "fuzz.npz"); }, true);
 }
 
 // ---- numpy interoperability ---------------------------------------------------------------
