@@ -1,3 +1,46 @@
-// Placeholder entry point; replaced by the CLI (fer/cli.cpp) below.
+// fer: train, evaluate and run facial-expression CNNs on a CPU.
 #include <cstdio>
-int main() { std::puts("fer"); return 0; }
+#include <cstring>
+#include <exception>
+#include <string>
+
+#include "fer/cli.h"
+#include "fer/error.h"
+
+namespace {
+const char* kUsage =
+    "usage: fer <command> [flags]   (fer <command> --help for its flags)\n"
+    "\n"
+    "commands:\n"
+    "  train    train a model (cnn3) on FER2013 folders or fer2013.csv\n"
+    "  eval     accuracy, per-class precision/recall/F1 and confusion matrix of a model\n"
+    "  predict  the emotion of each face image\n"
+    "  infer    run a model on a preprocessed NHWC .npy batch, write the logits as .npy\n"
+    "  summary  the layers, output shapes and parameter counts of a model\n";
+}
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  try {
+    if (command == "train") return fer::cli::train(argc - 2, argv + 2);
+    if (command == "eval") return fer::cli::eval(argc - 2, argv + 2);
+    if (command == "predict") return fer::cli::predict(argc - 2, argv + 2);
+    if (command == "infer") return fer::cli::infer(argc - 2, argv + 2);
+    if (command == "summary") return fer::cli::summary(argc - 2, argv + 2);
+    std::fprintf(stderr, "fer: unknown command '%s'\n\n%s", command.c_str(), kUsage);
+    return 2;
+  } catch (const fer::Error& e) {
+    std::fprintf(stderr, "fer %s: error: %s\n", command.c_str(), e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "fer %s: error: out of memory\n", command.c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "fer %s: error: %s\n", command.c_str(), e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,38 @@
+// The registry of named architectures ("cnn3", later "mobilenet_v1", ...). Each entry
+// turns options into a full architecture description for Model::from_architecture():
+//   {"name", "options", "input_shape": [H, W, C], "classes": [...],
+//    "preprocess": {...}, "network": <Sequential config>}
+// Architectures are written as layer configs (Keras class names and fields), so what is
+// built here is exactly what a model file stores.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "fer/json.h"
+
+namespace fer {
+
+// options may hold "size" (input side), "channels", "num_classes"/"classes",
+// "dropout", ... depending on the architecture. Unknown names throw, listing known ones.
+Json make_architecture(const std::string& name, const Json& options = Json::object());
+std::vector<std::string> known_architectures();
+
+// Layer-config builders shared by architecture definitions.
+namespace arch {
+Json conv2d(const std::string& name, int filters, int kernel, int stride = 1,
+            const std::string& padding = "same", bool use_bias = true);
+Json depthwise_conv2d(const std::string& name, int kernel, int stride = 1,
+                      const std::string& padding = "same", bool use_bias = true);
+Json batchnorm(const std::string& name, double epsilon = 1e-3, double momentum = 0.99);
+Json relu(const std::string& name, double max_value = 0);
+Json max_pool(const std::string& name, int pool = 2, int stride = 0,
+              const std::string& padding = "valid");
+Json dropout(const std::string& name, double rate);
+Json dense(const std::string& name, int units, bool use_bias = true);
+Json flatten(const std::string& name);
+Json global_average_pool(const std::string& name);
+Json sequential(const std::string& name, const Json::Array& layers);
+}  // namespace arch
+
+}  // namespace fer

@@ -1,0 +1,24 @@
+// The `fer` command's subcommands. Each returns the process exit code; fer::Error thrown
+// inside becomes one line on stderr and exit code 1 (see main.cpp).
+#pragma once
+
+#include <string>
+
+namespace fer::cli {
+
+int train(int argc, char** argv);
+int eval(int argc, char** argv);
+int predict(int argc, char** argv);
+int infer(int argc, char** argv);
+int summary(int argc, char** argv);
+
+// Where FER2013 is looked for when --data is not given: $FER2013_DIR, then
+// ../shared/datasets/fer2013 (from the current directory, then from the source tree).
+// Empty when not found.
+std::string default_fer2013_dir();
+// The sample of faces committed in the repository (data/sample_faces).
+std::string sample_faces_dir();
+// Applies --threads (or leaves OpenMP's default: OMP_NUM_THREADS or all cores).
+void set_threads(int threads);
+
+}  // namespace fer::cli

@@ -1,0 +1,175 @@
+// `fer train`: flags → TrainConfig → the training loop (fer/trainer.h).
+#include <omp.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "fer/cli.h"
+#include "fer/cli_args.h"
+#include "fer/error.h"
+#include "fer/trainer.h"
+
+namespace fer::cli {
+
+namespace {
+
+bool is_dir(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+const std::vector<FlagSpec> kTrainFlags = {
+    {"model", "NAME", "architecture: cnn3 (default)"},
+    {"size", "PX", "input size in pixels (default 48)"},
+    {"data", "DIR|CSV", "training data: class folders, or fer2013.csv (Usage=Training)"},
+    {"val", "DIR|CSV", "validation data: class folders, or fer2013.csv (Usage=PublicTest)"},
+    {"epochs", "N", "epochs (default 30)"},
+    {"batch", "B", "batch size (default 64)"},
+    {"optimizer", "NAME", "sgd | adam | adamw (default adam)"},
+    {"lr", "X", "learning rate (default 1e-3)"},
+    {"momentum", "X", "SGD momentum (default 0.9)"},
+    {"nesterov", "", "Nesterov momentum for SGD"},
+    {"weight-decay", "X", "L2 weight decay (decoupled for adamw)"},
+    {"clip-norm", "X", "clip the global gradient norm to X"},
+    {"clip-value", "X", "clip each gradient element to [-X, X]"},
+    {"schedule", "NAME", "constant | step | cosine (default constant)"},
+    {"warmup-epochs", "N", "linear warm-up epochs for cosine"},
+    {"step-epochs", "N", "epochs between decays for step (default 10)"},
+    {"step-gamma", "X", "decay factor for step (default 0.1)"},
+    {"min-lr", "X", "final learning rate for cosine"},
+    {"plateau-patience", "N", "ReduceLROnPlateau patience in epochs (0 = off)"},
+    {"plateau-factor", "X", "ReduceLROnPlateau factor (default 0.5)"},
+    {"plateau-min-lr", "X", "ReduceLROnPlateau floor (default 1e-6)"},
+    {"monitor", "METRIC", "val_accuracy (default) or val_loss, for plateau and early stopping"},
+    {"early-stopping", "N", "stop after N epochs without improvement (0 = off)"},
+    {"label-smoothing", "X", "label smoothing epsilon (default 0)"},
+    {"class-weights", "MODE", "none (default) | balanced"},
+    {"dropout", "X", "dropout before the classifier (default 0.5)"},
+    {"flip", "", "augment: random horizontal flip"},
+    {"rotation", "DEG", "augment: random rotation range in degrees"},
+    {"shift", "FRAC", "augment: random width and height shift (fraction)"},
+    {"shear", "DEG", "augment: random shear in degrees"},
+    {"zoom", "FRAC", "augment: random zoom in [1-z, 1+z]"},
+    {"random-crop", "PX", "augment: random crop of PX pixels (centre crop at eval)"},
+    {"max-per-class", "N", "train on at most N images per class"},
+    {"val-max-per-class", "N", "validate on at most N images per class"},
+    {"skip-bad", "", "skip (and count) unreadable images and malformed CSV rows"},
+    {"seed", "N", "random seed (default 42)"},
+    {"workers", "N", "data-loading threads (default 1)"},
+    {"threads", "N", "compute threads (default: OMP_NUM_THREADS or all cores)"},
+    {"out", "RUN", "run directory for best.npz, last.npz, history.csv (default runs/cnn3)"},
+    {"resume", "RUN", "continue the run in RUN from its last checkpoint"},
+    {"quiet", "", "no progress bar"},
+};
+
+}  // namespace
+
+int train(int argc, char** argv) {
+  Args args("train", kTrainFlags, argc, argv);
+  if (args.help()) {
+    std::printf("usage: fer train [flags]\n\n%s", args.usage().c_str());
+    return 0;
+  }
+  FER_CHECK(args.positional().empty(), "fer train: unexpected argument '", args.positional()[0], "'");
+  set_threads(args.integer("threads", 0));
+
+  if (args.has("resume")) {
+    const TrainResult r = resume(args.str("resume"), args.integer("epochs", 0));
+    std::printf("best val_accuracy %.4f (epoch %d)\n", r.best_val_accuracy, r.best_epoch);
+    return 0;
+  }
+
+  TrainConfig c;
+  c.model = args.str("model", c.model);
+  if (args.has("size")) c.model_options["size"] = args.integer("size", 48);
+  if (args.has("dropout")) c.model_options["dropout"] = args.number("dropout", 0.5);
+
+  // Data: explicit paths, else FER2013 at its default place, else the committed sample.
+  const std::string fer2013 = default_fer2013_dir();
+  if (args.has("data")) {
+    c.data = args.str("data");
+    c.val = args.str("val", ends_with(c.data, ".csv") ? c.data : "");
+    FER_CHECK(!c.val.empty(), "fer train: --val is required with a --data folder");
+  } else if (!fer2013.empty()) {
+    c.data = fer2013 + "/train";
+    c.val = args.str("val", fer2013 + "/val");
+  } else {
+    c.data = sample_faces_dir() + "/train";
+    c.val = args.str("val", sample_faces_dir() + "/val");
+    std::fprintf(stderr,
+                 "FER2013 not found (set FER2013_DIR or pass --data): training on the small "
+                 "sample of faces in %s\n",
+                 sample_faces_dir().c_str());
+  }
+  for (const std::string& p : {c.data, c.val})
+    FER_CHECK(is_dir(p) || ends_with(p, ".csv"), "fer train: no such dataset folder or CSV: ", p);
+
+  c.out = args.str("out", "runs/" + c.model);
+  c.epochs = args.integer("epochs", c.epochs);
+  c.batch = args.integer("batch", c.batch);
+  c.optimizer = args.str("optimizer", c.optimizer);
+  c.lr = args.number("lr", c.lr);
+  c.momentum = args.number("momentum", c.momentum);
+  c.nesterov = args.flag("nesterov");
+  c.weight_decay = args.number("weight-decay", c.weight_decay);
+  c.clip_norm = args.number("clip-norm", c.clip_norm);
+  c.clip_value = args.number("clip-value", c.clip_value);
+  c.schedule = args.str("schedule", c.schedule);
+  c.warmup_epochs = args.number("warmup-epochs", c.warmup_epochs);
+  c.step_epochs = args.integer("step-epochs", c.step_epochs);
+  c.step_gamma = args.number("step-gamma", c.step_gamma);
+  c.min_lr = args.number("min-lr", c.min_lr);
+  c.plateau_patience = args.integer("plateau-patience", c.plateau_patience);
+  c.plateau_factor = args.number("plateau-factor", c.plateau_factor);
+  c.plateau_min_lr = args.number("plateau-min-lr", c.plateau_min_lr);
+  c.monitor = args.str("monitor", c.monitor);
+  c.early_stopping = args.integer("early-stopping", c.early_stopping);
+  c.label_smoothing = args.number("label-smoothing", c.label_smoothing);
+  c.class_weights = args.str("class-weights", c.class_weights);
+  c.max_per_class = args.integer("max-per-class", 0);
+  c.val_max_per_class = args.integer("val-max-per-class", 0);
+  c.skip_bad = args.flag("skip-bad");
+  c.seed = static_cast<uint64_t>(args.integer("seed", 42));
+  c.workers = args.integer("workers", 1);
+  c.quiet = args.flag("quiet");
+  Json aug = Json::object();
+  if (args.flag("flip")) aug["horizontal_flip"] = true;
+  if (args.has("rotation")) aug["rotation_range"] = args.number("rotation", 0);
+  if (args.has("shift")) {
+    aug["width_shift"] = args.number("shift", 0);
+    aug["height_shift"] = args.number("shift", 0);
+  }
+  if (args.has("shear")) aug["shear_range"] = args.number("shear", 0);
+  if (args.has("zoom")) aug["zoom_range"] = args.number("zoom", 0);
+  if (args.has("random-crop")) aug["random_crop"] = args.integer("random-crop", 0);
+  c.augment = aug;
+  if (args.has("random-crop")) c.model_options["crop"] = args.integer("random-crop", 0);
+
+  const TrainResult r = fer::train(c);
+  std::printf("best val_accuracy %.4f (epoch %d); model: %s/best.npz\n", r.best_val_accuracy,
+              r.best_epoch, c.out.c_str());
+  return 0;
+}
+
+// ---- shared helpers -----------------------------------------------------------------
+
+std::string default_fer2013_dir() {
+  if (const char* env = std::getenv("FER2013_DIR")) return env;
+  for (const std::string p : {std::string("../shared/datasets/fer2013"),
+                              std::string(FER_SOURCE_DIR) + "/../shared/datasets/fer2013"})
+    if (is_dir(p + "/train") && is_dir(p + "/val")) return p;
+  return "";
+}
+
+std::string sample_faces_dir() { return std::string(FER_SOURCE_DIR) + "/data/sample_faces"; }
+
+void set_threads(int threads) {
+  if (threads > 0) omp_set_num_threads(threads);
+}
+
+}  // namespace fer::cli

@@ -1,0 +1,31 @@
+// Running a model over a labelled dataset: predictions, loss and the confusion matrix.
+// Shared by `fer eval` and the validation pass of `fer train`.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "data/dataset.h"
+#include "fer/metrics.h"
+#include "fer/model.h"
+
+namespace fer {
+
+struct Evaluation {
+  ConfusionMatrix confusion{1};
+  double loss = 0;  // mean cross-entropy (no smoothing, no class weights)
+  std::vector<std::vector<float>> probabilities;  // per example, when kept
+  std::vector<int> predictions;
+  double seconds = 0;
+};
+
+// Runs in inference mode (no tape, BatchNorm on running statistics, no dropout) with the
+// model's own preprocessing, in batches of `batch` prepared by `workers` threads.
+Evaluation evaluate(Model& model, const data::Dataset& dataset, int batch = 128,
+                    bool keep_probabilities = false, int workers = 1);
+
+// Loads a dataset for a model: grayscale or RGB decoding as its preprocessing says.
+data::Dataset load_dataset_for(const Model& model, const std::string& path,
+                               const std::string& csv_usage, bool skip_bad);
+
+}  // namespace fer

@@ -1,0 +1,373 @@
+#include "fer/trainer.h"
+
+#include <omp.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "data/augment.h"
+#include "data/dataset.h"
+#include "data/batch_loader.h"
+#include "fer/architectures.h"
+#include "fer/autograd.h"
+#include "fer/error.h"
+#include "fer/evaluate.h"
+#include "fer/model.h"
+#include "fer/npz.h"
+#include "fer/progress.h"
+#include "layers/loss.h"
+#include "optim/clip.h"
+#include "optim/optimizer.h"
+#include "optim/schedule.h"
+
+namespace fer {
+
+// ---- config <-> JSON ----------------------------------------------------------------
+// One list of fields drives both directions, so a new knob cannot be saved but not loaded.
+#define FER_TRAIN_FIELDS(X)                                                               \
+  X(model) X(model_options) X(data) X(val) X(out) X(epochs) X(batch) X(optimizer) X(lr)   \
+  X(momentum) X(nesterov) X(weight_decay) X(clip_norm) X(clip_value) X(schedule)          \
+  X(warmup_epochs) X(step_epochs) X(step_gamma) X(min_lr) X(plateau_patience)             \
+  X(plateau_factor) X(plateau_min_lr) X(monitor) X(early_stopping) X(label_smoothing)     \
+  X(class_weights) X(augment) X(max_per_class) X(val_max_per_class) X(skip_bad) X(seed)   \
+  X(workers) X(quiet)
+
+namespace {
+void read_field(const Json& j, const char* key, std::string& v) { v = j.get(key, v.c_str()); }
+void read_field(const Json& j, const char* key, Json& v) { if (j.contains(key)) v = j.at(key); }
+void read_field(const Json& j, const char* key, int& v) { v = j.get(key, v); }
+void read_field(const Json& j, const char* key, double& v) { v = j.get(key, v); }
+void read_field(const Json& j, const char* key, bool& v) { v = j.get(key, v); }
+void read_field(const Json& j, const char* key, uint64_t& v) {
+  v = static_cast<uint64_t>(j.get(key, static_cast<int64_t>(v)));
+}
+Json to_json_value(const std::string& v) { return Json(v); }
+Json to_json_value(const Json& v) { return v; }
+Json to_json_value(int v) { return Json(v); }
+Json to_json_value(double v) { return Json(v); }
+Json to_json_value(bool v) { return Json(v); }
+Json to_json_value(uint64_t v) { return Json(static_cast<int64_t>(v)); }
+}  // namespace
+
+Json TrainConfig::to_json() const {
+  Json j = Json::object();
+#define FER_WRITE(f) j[#f] = to_json_value(f);
+  FER_TRAIN_FIELDS(FER_WRITE)
+#undef FER_WRITE
+  return j;
+}
+
+TrainConfig TrainConfig::from_json(const Json& j) {
+  TrainConfig c;
+#define FER_READ(f) read_field(j, #f, c.f);
+  FER_TRAIN_FIELDS(FER_READ)
+#undef FER_READ
+  return c;
+}
+
+// ---- the run ------------------------------------------------------------------------
+
+namespace {
+
+// Where a run stands; saved in every checkpoint next to the config.
+struct TrainState {
+  int epoch = 0;  // epochs completed
+  int64_t global_step = 0;
+  double best_val_accuracy = -1;
+  int best_epoch = 0;
+  double best_monitor = NAN;  // for early stopping
+  int early_wait = 0;
+  double lr_scale = 1;  // product of ReduceLROnPlateau reductions
+  Json plateau = Json();
+
+  Json to_json() const {
+    Json j = Json::object();
+    j["epoch"] = epoch;
+    j["global_step"] = global_step;
+    j["best_val_accuracy"] = best_val_accuracy;
+    j["best_epoch"] = best_epoch;
+    j["best_monitor"] = std::isnan(best_monitor) ? Json() : Json(best_monitor);
+    j["early_wait"] = early_wait;
+    j["lr_scale"] = lr_scale;
+    j["plateau"] = plateau;
+    return j;
+  }
+  static TrainState from_json(const Json& j) {
+    TrainState s;
+    s.epoch = j.get("epoch", 0);
+    s.global_step = j.get("global_step", int64_t{0});
+    s.best_val_accuracy = j.get("best_val_accuracy", -1.0);
+    s.best_epoch = j.get("best_epoch", 0);
+    s.best_monitor = j.contains("best_monitor") && j.at("best_monitor").is_number()
+                         ? j.at("best_monitor").as_number()
+                         : NAN;
+    s.early_wait = j.get("early_wait", 0);
+    s.lr_scale = j.get("lr_scale", 1.0);
+    if (j.contains("plateau")) s.plateau = j.at("plateau");
+    return s;
+  }
+};
+
+void make_dirs(const std::string& dir) {
+  std::string partial;
+  std::stringstream ss(dir);
+  std::string piece;
+  if (!dir.empty() && dir[0] == '/') partial = "/";
+  while (std::getline(ss, piece, '/')) {
+    if (piece.empty()) continue;
+    partial += piece + "/";
+    if (mkdir(partial.c_str(), 0755) != 0 && errno != EEXIST)
+      fail("cannot create directory '", partial, "': ", std::strerror(errno));
+  }
+}
+
+const char* kHistoryHeader = "epoch,loss,accuracy,val_loss,val_accuracy,lr,seconds,images_per_s";
+
+// Keeps the rows of history.csv up to `epochs` (a resumed run rewrites what came after
+// its checkpoint).
+void trim_history(const std::string& path, int epochs) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::vector<std::string> keep;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("epoch", 0) == 0) continue;
+    if (std::atoi(line.c_str()) <= epochs) keep.push_back(line);
+  }
+  in.close();
+  std::ofstream out(path, std::ios::trunc);
+  out << kHistoryHeader << "\n";
+  for (const auto& l : keep) out << l << "\n";
+}
+
+void append_history(const std::string& path, int epoch, double loss, double acc, double val_loss,
+                    double val_acc, double lr, double seconds, double ips) {
+  const bool fresh = !std::ifstream(path).good();
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  FER_CHECK(f, "cannot write '", path, "': ", std::strerror(errno));
+  if (fresh) std::fprintf(f, "%s\n", kHistoryHeader);
+  std::fprintf(f, "%d,%.6f,%.6f,%.6f,%.6f,%.8g,%.2f,%.1f\n", epoch, loss, acc, val_loss, val_acc,
+               lr, seconds, ips);
+  std::fclose(f);
+}
+
+int argmax(const float* row, int n) {
+  int best = 0;
+  for (int k = 1; k < n; ++k)
+    if (row[k] > row[best]) best = k;
+  return best;
+}
+
+// Builds the optimizer's options from the config (names as the optimizer factory takes them).
+Json optimizer_options(const TrainConfig& c) {
+  Json o = Json::object();
+  o["lr"] = c.lr;
+  o["weight_decay"] = c.weight_decay;
+  if (c.optimizer == "sgd") {
+    o["momentum"] = c.momentum;
+    o["nesterov"] = c.nesterov;
+  }
+  return o;
+}
+
+Json schedule_options(const TrainConfig& c) {
+  Json o = Json::object();
+  o["lr"] = c.lr;
+  if (c.schedule == "cosine") {
+    o["warmup_epochs"] = c.warmup_epochs;
+    o["total_epochs"] = c.epochs;
+    o["min_lr"] = c.min_lr;
+  } else if (c.schedule == "step") {
+    o["step_epochs"] = c.step_epochs;
+    o["gamma"] = c.step_gamma;
+  }
+  return o;
+}
+
+TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzArrays* resume_from) {
+  FER_CHECK(cfg.epochs > 0, "--epochs must be positive, got ", cfg.epochs);
+  FER_CHECK(cfg.batch > 0, "--batch must be positive, got ", cfg.batch);
+  make_dirs(cfg.out);
+  const std::string history = cfg.out + "/history.csv";
+
+  // Data.
+  data::Dataset train_set = load_dataset_for(model, cfg.data, "Training", cfg.skip_bad);
+  if (cfg.max_per_class > 0) train_set = data::subset(train_set, cfg.max_per_class, cfg.seed);
+  data::Dataset val_set = load_dataset_for(model, cfg.val, "PublicTest", cfg.skip_bad);
+  if (cfg.val_max_per_class > 0)
+    val_set = data::subset(val_set, cfg.val_max_per_class, cfg.seed + 1);
+  FER_CHECK(train_set.classes == model.classes(), cfg.data,
+            ": its classes do not match the model's");
+  const auto counts = train_set.class_counts();
+  std::vector<float> class_weights;
+  if (cfg.class_weights == "balanced") class_weights = data::balanced_class_weights(counts);
+  else FER_CHECK(cfg.class_weights == "none", "--class-weights: expected none or balanced, got '",
+                 cfg.class_weights, "'");
+  if (!cfg.quiet) {
+    std::fprintf(stderr, "train: %zu images from %s", train_set.size(), cfg.data.c_str());
+    if (train_set.skipped) std::fprintf(stderr, " (%lld skipped)", (long long)train_set.skipped);
+    std::fprintf(stderr, "\nval:   %zu images from %s\n", val_set.size(), cfg.val.c_str());
+    std::fprintf(stderr, "model: %s, %lld parameters (%lld trainable), %d threads\n",
+                 model.name().c_str(), (long long)model.parameter_count(),
+                 (long long)model.parameter_count(true), omp_get_max_threads());
+  }
+
+  const data::Preprocess pre = data::Preprocess::from_json(model.preprocess());
+  const data::Augment aug = data::Augment::from_json(cfg.augment);
+  const bool drop_last = train_set.size() > static_cast<size_t>(cfg.batch);
+  data::BatchLoader loader(train_set, pre, aug, cfg.batch, /*shuffle=*/true, cfg.seed,
+                           cfg.workers, drop_last);
+  const int64_t steps_per_epoch = loader.batches_per_epoch();
+
+  // Optimization.
+  std::vector<Parameter*> params = model.parameters();
+  auto optimizer = optim::make_optimizer(cfg.optimizer, params, optimizer_options(cfg));
+  auto schedule = optim::make_schedule(cfg.schedule, schedule_options(cfg));
+  const std::string plateau_mode = cfg.monitor == "val_loss" ? "min" : "max";
+  FER_CHECK(cfg.monitor == "val_loss" || cfg.monitor == "val_accuracy",
+            "--monitor: expected val_accuracy or val_loss, got '", cfg.monitor, "'");
+  optim::ReduceLROnPlateau plateau(plateau_mode, static_cast<float>(cfg.plateau_factor),
+                                   std::max(cfg.plateau_patience, 1),
+                                   static_cast<float>(cfg.plateau_min_lr));
+  if (!st.plateau.is_null()) plateau.load_state(st.plateau);
+  if (resume_from) {
+    FER_CHECK(resume_from->strings.count("optimizer"), "checkpoint has no optimizer state");
+    optimizer->load_state(Json::parse(resume_from->strings.at("optimizer")), resume_from->tensors);
+  }
+
+  TrainResult result;
+  for (int epoch = st.epoch; epoch < cfg.epochs; ++epoch) {
+    loader.start_epoch(epoch);
+    ProgressBar bar(epoch + 1, cfg.epochs, steps_per_epoch, cfg.quiet);
+    data::Batch batch;
+    double loss_sum = 0;
+    int64_t correct = 0, seen = 0, step = 0;
+    double lr = 0;
+    while (loader.next(batch)) {
+      lr = schedule->lr(st.global_step, steps_per_epoch) * st.lr_scale;
+      optimizer->set_lr(static_cast<float>(lr));
+      Tensor logits = model.forward(batch.images, /*training=*/true);
+      Tensor loss = softmax_cross_entropy(logits, batch.labels,
+                                          static_cast<float>(cfg.label_smoothing), class_weights);
+      const int n = static_cast<int>(batch.labels.size());
+      const int k = static_cast<int>(logits.dim(1));
+      for (int i = 0; i < n; ++i) correct += argmax(logits.data() + i * k, k) == batch.labels[i];
+      seen += n;
+      loss_sum += loss.item() * n;
+      backward(loss);
+      if (cfg.clip_norm > 0) optim::clip_grad_norm(params, static_cast<float>(cfg.clip_norm));
+      if (cfg.clip_value > 0) optim::clip_grad_value(params, static_cast<float>(cfg.clip_value));
+      optimizer->step();
+      optimizer->zero_grad();
+      ++st.global_step;
+      ++step;
+      FER_CHECK(std::isfinite(loss.item()), "training diverged: loss is ", loss.item(),
+                " at epoch ", epoch + 1, " step ", step, " (try a lower --lr)");
+      bar.update(step, loss_sum / seen, double(correct) / seen, seen);
+    }
+    const double train_seconds = bar.seconds();
+    const double ips = bar.images_per_second();
+
+    const Evaluation val = evaluate(model, val_set, std::max(cfg.batch, 128), false, cfg.workers);
+    const double val_acc = val.confusion.accuracy();
+    const double train_loss = loss_sum / std::max<int64_t>(seen, 1);
+    const double train_acc = double(correct) / std::max<int64_t>(seen, 1);
+    char summary[160];
+    std::snprintf(summary, sizeof summary, "val_loss %.4f val_acc %.4f lr %.3g", val.loss, val_acc,
+                  lr);
+    bar.finish(summary);
+    append_history(history, epoch + 1, train_loss, train_acc, val.loss, val_acc, lr,
+                   train_seconds, ips);
+
+    // Callbacks, in Keras's order: checkpoint best, ReduceLROnPlateau, early stopping.
+    st.epoch = epoch + 1;
+    const double monitored = cfg.monitor == "val_loss" ? val.loss : val_acc;
+    if (val_acc > st.best_val_accuracy) {
+      st.best_val_accuracy = val_acc;
+      st.best_epoch = epoch + 1;
+      model.save(cfg.out + "/best.npz");
+    }
+    if (cfg.plateau_patience > 0) {
+      const float new_lr = plateau.on_epoch_end(static_cast<float>(monitored), static_cast<float>(lr));
+      if (new_lr < lr * 0.999) {
+        st.lr_scale *= new_lr / lr;
+        if (!cfg.quiet) std::fprintf(stderr, "ReduceLROnPlateau: learning rate -> %.3g\n", new_lr);
+      }
+      st.plateau = plateau.state();
+    }
+    bool stop = false;
+    if (cfg.early_stopping > 0) {
+      const bool better = std::isnan(st.best_monitor) ||
+                          (cfg.monitor == "val_loss" ? monitored < st.best_monitor - 1e-4
+                                                     : monitored > st.best_monitor + 1e-4);
+      if (better) {
+        st.best_monitor = monitored;
+        st.early_wait = 0;
+      } else if (++st.early_wait >= cfg.early_stopping) {
+        stop = true;
+      }
+    }
+    // The last checkpoint carries everything --resume needs.
+    Json training = Json::object();
+    training["config"] = cfg.to_json();
+    training["state"] = st.to_json();
+    model.save(cfg.out + "/last.npz", optimizer->state_tensors(),
+               {{"training", training.dump(1)}, {"optimizer", optimizer->state_json().dump()}});
+    result.epochs_run = epoch + 1;
+    result.last_train_images_per_s = ips;
+    if (stop) {
+      if (!cfg.quiet)
+        std::fprintf(stderr, "Early stopping: %s did not improve for %d epochs\n",
+                     cfg.monitor.c_str(), cfg.early_stopping);
+      break;
+    }
+  }
+  result.best_val_accuracy = st.best_val_accuracy;
+  result.best_epoch = st.best_epoch;
+  if (!cfg.quiet) {
+    // The run's product is best.npz: report it the way `fer eval` would.
+    Model best = Model::load(cfg.out + "/best.npz");
+    const Evaluation ev = evaluate(best, val_set, std::max(cfg.batch, 128), false, cfg.workers);
+    std::printf("\nbest.npz (epoch %d) on %s: accuracy %.4f, macro F1 %.4f\n\n%s",
+                st.best_epoch, cfg.val.c_str(), ev.confusion.accuracy(), ev.confusion.macro_f1(),
+                ev.confusion.report(model.classes()).c_str());
+  }
+  return result;
+}
+
+}  // namespace
+
+TrainResult train(const TrainConfig& config) {
+  Model model = Model::from_architecture(make_architecture(config.model, config.model_options),
+                                         config.seed);
+  make_dirs(config.out);
+  std::remove((config.out + "/history.csv").c_str());  // a new run starts a new history
+  return run(config, model, TrainState(), nullptr);
+}
+
+TrainResult resume(const std::string& run_dir, int epochs_override) {
+  const std::string path = run_dir + "/last.npz";
+  const NpzArrays arrays = read_npz(path);
+  FER_CHECK(arrays.strings.count("training"), path,
+            ": not a training checkpoint (no 'training' entry)");
+  const Json training = Json::parse(arrays.strings.at("training"));
+  TrainConfig cfg = TrainConfig::from_json(training.at("config"));
+  cfg.out = run_dir;
+  if (epochs_override > 0) cfg.epochs = epochs_override;
+  const TrainState st = TrainState::from_json(training.at("state"));
+  Model model = Model::load(path);
+  trim_history(run_dir + "/history.csv", st.epoch);
+  if (!cfg.quiet)
+    std::fprintf(stderr, "resuming %s at epoch %d of %d\n", run_dir.c_str(), st.epoch + 1,
+                 cfg.epochs);
+  return run(cfg, model, st, &arrays);
+}
+
+}  // namespace fer

@@ -1,0 +1,66 @@
+// The training loop behind `fer train`, with Keras-style callbacks: best/last
+// checkpoints, early stopping, ReduceLROnPlateau, a progress bar, history.csv, and
+// --resume from the last checkpoint (optimizer state included).
+#pragma once
+
+#include <string>
+
+#include "fer/json.h"
+
+namespace fer {
+
+// Every knob of a run. Saved inside each checkpoint ("training" JSON), so a resumed run
+// continues with exactly the settings it started with.
+struct TrainConfig {
+  std::string model = "cnn3";
+  Json model_options = Json::object();  // size, dropout, ...
+  std::string data;   // train folder or fer2013.csv
+  std::string val;    // val folder or fer2013.csv (PublicTest)
+  std::string out = "runs/cnn3";
+  int epochs = 30;
+  int batch = 64;
+  std::string optimizer = "adam";
+  double lr = 1e-3;
+  double momentum = 0.9;
+  bool nesterov = false;
+  double weight_decay = 0;
+  double clip_norm = 0;   // 0 = off
+  double clip_value = 0;  // 0 = off
+  std::string schedule = "constant";  // constant | step | cosine
+  double warmup_epochs = 0;
+  int step_epochs = 10;
+  double step_gamma = 0.1;
+  double min_lr = 0;
+  int plateau_patience = 0;  // ReduceLROnPlateau; 0 = off
+  double plateau_factor = 0.5;
+  double plateau_min_lr = 1e-6;
+  std::string monitor = "val_accuracy";  // or val_loss (plateau and early stopping)
+  int early_stopping = 0;                // patience in epochs; 0 = off
+  double label_smoothing = 0;
+  std::string class_weights = "none";  // none | balanced
+  Json augment = Json::object();       // data::Augment fields
+  int max_per_class = 0;               // train on a subset (0 = all)
+  int val_max_per_class = 0;
+  bool skip_bad = false;
+  uint64_t seed = 42;
+  int workers = 1;
+  bool quiet = false;
+
+  Json to_json() const;
+  static TrainConfig from_json(const Json& j);
+};
+
+struct TrainResult {
+  int epochs_run = 0;
+  double best_val_accuracy = 0;
+  int best_epoch = 0;
+  double last_train_images_per_s = 0;
+};
+
+// Trains from scratch (or from --weights, later) into config.out.
+TrainResult train(const TrainConfig& config);
+// Continues the run in `run_dir` from last.npz; `epochs_override` > 0 replaces the epoch
+// budget (to extend a finished run).
+TrainResult resume(const std::string& run_dir, int epochs_override);
+
+}  // namespace fer

@@ -1,0 +1,39 @@
+// Sequential: a container that runs its children in order. Models are Sequentials of
+// layers and of other containers (a MobileNet block is a Sequential too), so one
+// mechanism builds, runs, names, saves and freezes them all.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "layers/layer.h"
+
+namespace fer {
+
+class Sequential : public Layer {
+ public:
+  explicit Sequential(std::string name) : Layer(std::move(name)) {}
+
+  std::string type() const override { return "Sequential"; }
+  Sequential& add(std::unique_ptr<Layer> layer);
+
+  Shape build(const Shape& input, Rng& rng) override;
+  Tensor forward(const Tensor& x, bool training) override;
+  std::vector<Parameter*> parameters() override;
+  Json config() const override;  // {"type": "Sequential", "name", "layers": [...]}
+  void set_frozen(bool frozen) override;
+
+  static std::unique_ptr<Layer> from_config(const Json& config);
+
+  size_t size() const { return layers_.size(); }
+  Layer& layer(size_t i) { return *layers_[i]; }
+  // Depth-first list of every non-container layer (for profiles and freezing by name).
+  std::vector<Layer*> leaves();
+  Shape output_shape() const { return output_shape_; }
+
+ private:
+  std::vector<std::unique_ptr<Layer>> layers_;
+  Shape output_shape_;
+};
+
+}  // namespace fer
