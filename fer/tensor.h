@@ -27,6 +27,9 @@ class AlignedBuffer {
  public:
   AlignedBuffer() = default;
   explicit AlignedBuffer(int64_t count);  // zero-filled
+  // Scratch memory whose contents are garbage: for buffers the caller fully overwrites
+  // (im2col columns), where zeroing would be a wasted pass over memory.
+  static AlignedBuffer uninitialized(int64_t count);
   ~AlignedBuffer();
   AlignedBuffer(const AlignedBuffer&) = delete;
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
@@ -39,6 +42,7 @@ class AlignedBuffer {
   bool empty() const { return data_ == nullptr; }
 
  private:
+  AlignedBuffer(int64_t count, bool zero);
   float* data_ = nullptr;
   int64_t size_ = 0;
 };

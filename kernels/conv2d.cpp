@@ -5,6 +5,7 @@
 #include <cstring>
 #include <memory>
 
+#include "fer/tensor.h"
 #include "kernels/gemm.h"
 
 namespace fer::kernels {
@@ -160,9 +161,11 @@ void col2im_add(const Conv2DGeometry& g, int images, const float* col, float* dx
       }
 }
 
-std::unique_ptr<float[]> col_buffer(const Conv2DGeometry& g, int images) {
-  // Uninitialized on purpose: im2col / the GEMM with beta = 0 write every element.
-  return std::unique_ptr<float[]>(new float[int64_t(images) * g.oh * g.ow * patch_size(g)]);
+// Uninitialized on purpose: im2col / the GEMM with beta = 0 write every element. The
+// buffer comes from the tensor allocator's pool, so repeated calls reuse the same memory
+// instead of mapping fresh pages each time.
+AlignedBuffer col_buffer(const Conv2DGeometry& g, int images) {
+  return AlignedBuffer::uninitialized(int64_t(images) * g.oh * g.ow * patch_size(g));
 }
 
 }  // namespace
@@ -186,10 +189,10 @@ void conv2d_forward(const Conv2DGeometry& g, int oc, const float* x, const float
     const int images = std::min(chunk, g.n - n0);
     const int rows = images * g.oh * g.ow;
     float* y_chunk = y + n0 * out_image;
-    im2col(g, images, x + n0 * in_image, col.get());
+    im2col(g, images, x + n0 * in_image, col.data());
     if (bias) broadcast_rows(rows, oc, bias, y_chunk);
     // y [rows, OC] (+)= col [rows, K] * kernel [K, OC]
-    sgemm(false, false, rows, oc, k, 1.f, col.get(), k, kernel, oc, beta, y_chunk, oc);
+    sgemm(false, false, rows, oc, k, 1.f, col.data(), k, kernel, oc, beta, y_chunk, oc);
   }
 }
 
@@ -210,9 +213,9 @@ void conv2d_backward_input(const Conv2DGeometry& g, int oc, const float* dy,
     const int rows = images * g.oh * g.ow;
     // The gradient of every receptive field: dcol [rows, K] = dy [rows, OC] * kernel^T,
     // then each field's gradient goes back to the pixels it was copied from.
-    sgemm(false, true, rows, k, oc, 1.f, dy + n0 * out_image, oc, kernel, oc, 0.f, dcol.get(),
+    sgemm(false, true, rows, k, oc, 1.f, dy + n0 * out_image, oc, kernel, oc, 0.f, dcol.data(),
           k);
-    col2im_add(g, images, dcol.get(), dx + n0 * in_image);
+    col2im_add(g, images, dcol.data(), dx + n0 * in_image);
   }
 }
 
@@ -234,10 +237,10 @@ void conv2d_backward_weights(const Conv2DGeometry& g, int oc, const float* x, co
   for (int n0 = 0; n0 < g.n; n0 += chunk) {
     const int images = std::min(chunk, g.n - n0);
     const int rows = images * g.oh * g.ow;
-    im2col(g, images, x + n0 * in_image, col.get());
+    im2col(g, images, x + n0 * in_image, col.data());
     // One GEMM over the whole chunk sums over all its pixels at once, so threads never
     // share an accumulator: dkernel [K, OC] += col^T [K, rows] * dy [rows, OC].
-    sgemm(true, false, k, oc, rows, 1.f, col.get(), k, dy + n0 * out_image, oc, 1.f, dkernel,
+    sgemm(true, false, k, oc, rows, 1.f, col.data(), k, dy + n0 * out_image, oc, 1.f, dkernel,
           oc);
   }
 }
