@@ -101,6 +101,16 @@ Json sequential(const std::string& name, const Json::Array& layers) {
   return j;
 }
 
+Json depthwise_separable(const std::string& name, int filters, int stride, double relu_max,
+                         double bn_momentum) {
+  return sequential(name, {depthwise_conv2d(name + "_dw", 3, stride, "same", false),
+                           batchnorm(name + "_dw_bn", 1e-3, bn_momentum),
+                           relu(name + "_dw_relu", relu_max),
+                           conv2d(name + "_pw", filters, 1, 1, "same", false),
+                           batchnorm(name + "_pw_bn", 1e-3, bn_momentum),
+                           relu(name + "_pw_relu", relu_max)});
+}
+
 }  // namespace arch
 
 namespace {

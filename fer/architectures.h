@@ -33,6 +33,16 @@ Json dense(const std::string& name, int units, bool use_bias = true);
 Json flatten(const std::string& name);
 Json global_average_pool(const std::string& name);
 Json sequential(const std::string& name, const Json::Array& layers);
+
+// The depthwise-separable block of MobileNet, built from the two convolutions: a 3x3
+// depthwise convolution filters each channel on its own (stride `stride`), a 1x1
+// pointwise convolution mixes channels into `filters` outputs, each followed by
+// BatchNorm and ReLU (capped at relu_max; 6 = ReLU6, 0 = uncapped). A standard 3x3
+// convolution costs 9*C*F multiply-adds per pixel; this block costs 9*C + C*F.
+// Layers are named <name>_dw, <name>_dw_bn, <name>_dw_relu, <name>_pw, <name>_pw_bn,
+// <name>_pw_relu inside a Sequential called <name>.
+Json depthwise_separable(const std::string& name, int filters, int stride = 1,
+                         double relu_max = 6, double bn_momentum = 0.99);
 }  // namespace arch
 
 }  // namespace fer

