@@ -6,6 +6,7 @@
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/preprocess.h"
+#include "fer/architectures.h"
 #include "fer/autograd.h"
 #include "fer/cli.h"
 #include "fer/cli_args.h"
@@ -143,7 +144,10 @@ int summary(int argc, char** argv) {
     std::printf("usage: fer summary --model FILE.npz\n\n%s", args.usage().c_str());
     return 0;
   }
-  Model model = load_model_flag(args, "summary");
+  FER_CHECK(args.has("model"), "fer summary: --model FILE.npz (or an architecture name) is required");
+  const std::string what = args.str("model");
+  const bool is_file = what.size() > 4 && what.compare(what.size() - 4, 4, ".npz") == 0;
+  Model model = is_file ? Model::load(what) : Model::from_architecture(make_architecture(what));
   std::printf("model %s, input %s, classes %zu\n", model.name().c_str(),
               shape_str(model.input_shape()).c_str(), model.classes().size());
   for (Parameter* p : model.parameters())

@@ -4,30 +4,10 @@
 
 #include "fer/autograd.h"
 #include "fer/error.h"
+#include "layers/config_util.h"
 #include "kernels/depthwise_conv2d.h"
 
 namespace fer {
-
-namespace {
-
-// "kernel_size": [3, 3] or Keras's shorthand "kernel_size": 3.
-std::array<int, 2> read_pair(const Json& config, const std::string& key,
-                             std::array<int, 2> fallback) {
-  if (!config.contains(key)) return fallback;
-  const Json& v = config.at(key);
-  if (v.is_number()) return {static_cast<int>(v.as_int()), static_cast<int>(v.as_int())};
-  FER_CHECK(v.is_array() && v.size() == 2, "layer '", config.get("name", ""), "': '", key,
-            "' must be a number or a list of two numbers, got ", v.dump());
-  return {static_cast<int>(v[0].as_int()), static_cast<int>(v[1].as_int())};
-}
-
-std::string batch_shape_str(const Shape& example) {
-  std::string s = "[N";
-  for (int64_t d : example) s += ", " + std::to_string(d);
-  return s + "]";
-}
-
-}  // namespace
 
 DepthwiseConv2D::DepthwiseConv2D(std::string name, std::array<int, 2> kernel_size,
                                  std::array<int, 2> strides, const std::string& padding,

@@ -2,29 +2,12 @@
 
 #include "fer/autograd.h"
 #include "fer/error.h"
+#include "layers/config_util.h"
 #include "kernels/pool.h"
 
 namespace fer {
 
 namespace {
-
-// "pool_size": [2, 2] or Keras's shorthand "pool_size": 2; null (Keras's strides=None)
-// reads as the fallback.
-std::array<int, 2> read_pair(const Json& config, const std::string& key,
-                             std::array<int, 2> fallback) {
-  if (!config.contains(key) || config.at(key).is_null()) return fallback;
-  const Json& v = config.at(key);
-  if (v.is_number()) return {static_cast<int>(v.as_int()), static_cast<int>(v.as_int())};
-  FER_CHECK(v.is_array() && v.size() == 2, "layer '", config.get("name", ""), "': '", key,
-            "' must be a number or a list of two numbers, got ", v.dump());
-  return {static_cast<int>(v[0].as_int()), static_cast<int>(v[1].as_int())};
-}
-
-std::string batch_shape_str(const Shape& example) {
-  std::string s = "[N";
-  for (int64_t d : example) s += ", " + std::to_string(d);
-  return s + "]";
-}
 
 template <typename Pool>
 std::unique_ptr<Layer> pool_from_config(const Json& config) {
