@@ -160,7 +160,7 @@ int train(int argc, char** argv) {
 
 std::string default_fer2013_dir() {
   if (const char* env = std::getenv("FER2013_DIR")) return env;
-  for (const std::string p : {std::string("../shared/datasets/fer2013"),
+  for (const std::string& p : {std::string("../shared/datasets/fer2013"),
                               std::string(FER_SOURCE_DIR) + "/../shared/datasets/fer2013"})
     if (is_dir(p + "/train") && is_dir(p + "/val")) return p;
   return "";

@@ -130,7 +130,7 @@ TEST(Cli, Cnn3LearnsOnASubsetOfFer2013) {
     GTEST_SKIP() << "FER2013 not found at " << root << ": skipping the end-to-end training test";
   const std::string out = tmp_dir("fer2013");
   CommandResult r = run("train --data " + root + "/train --val " + root + "/val --max-per-class 500 " +
-              "--epochs 4 --batch 64 --lr 1e-3 --quiet --seed 1 --out " + out);
+              "--val-max-per-class 100 --epochs 4 --batch 64 --lr 1e-3 --quiet --seed 1 --out " + out);
   ASSERT_EQ(r.status, 0) << r.out;
 
   std::ifstream h(out + "/history.csv");
