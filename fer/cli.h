@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 namespace fer::cli {
 
@@ -18,6 +19,8 @@ int summary(int argc, char** argv);
 std::string default_fer2013_dir();
 // The sample of faces committed in the repository (data/sample_faces).
 std::string sample_faces_dir();
+// Parses "--expect-size 48" or "48x48" into (height, width); (0, 0) when the flag is absent.
+std::pair<int, int> parse_size(const std::string& flag, const std::string& value);
 // Applies --threads (or leaves OpenMP's default: OMP_NUM_THREADS or all cores).
 void set_threads(int threads);
 

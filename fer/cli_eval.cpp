@@ -36,6 +36,7 @@ int eval(int argc, char** argv) {
              {"batch", "B", "batch size (default 128)"},
              {"json", "", "print one JSON object instead of the report"},
              {"skip-bad", "", "skip (and count) unreadable images and malformed rows"},
+             {"expect-size", "HxW", "images must be this size (bad item otherwise) instead of resized"},
              {"threads", "N", "compute threads"}},
             argc, argv);
   if (args.help()) {
@@ -45,8 +46,9 @@ int eval(int argc, char** argv) {
   set_threads(args.integer("threads", 0));
   Model model = load_model_flag(args, "eval");
   FER_CHECK(args.has("data"), "fer eval: --data DIR (or fer2013.csv) is required");
-  const data::Dataset ds = load_dataset_for(model, args.str("data"),
-                                            args.str("usage", "PublicTest"), args.flag("skip-bad"));
+  const auto [expect_h, expect_w] = parse_size("expect-size", args.str("expect-size"));
+  const data::Dataset ds = load_dataset_for(model, args.str("data"), args.str("usage", "PublicTest"),
+                                            args.flag("skip-bad"), expect_h, expect_w);
   const Evaluation ev = evaluate(model, ds, args.integer("batch", 128));
   if (args.flag("json")) {
     Json j = ev.confusion.to_json(model.classes());

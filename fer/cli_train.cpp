@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <tuple>
 
 #include "fer/cli.h"
 #include "fer/cli_args.h"
@@ -59,6 +60,7 @@ const std::vector<FlagSpec> kTrainFlags = {
     {"max-per-class", "N", "train on at most N images per class"},
     {"val-max-per-class", "N", "validate on at most N images per class"},
     {"skip-bad", "", "skip (and count) unreadable images and malformed CSV rows"},
+    {"expect-size", "HxW", "images must be this size (bad item otherwise) instead of resized"},
     {"seed", "N", "random seed (default 42)"},
     {"workers", "N", "data-loading threads (default 1)"},
     {"threads", "N", "compute threads (default: OMP_NUM_THREADS or all cores)"},
@@ -79,6 +81,12 @@ int train(int argc, char** argv) {
   set_threads(args.integer("threads", 0));
 
   if (args.has("resume")) {
+    // A resumed run continues with the settings it was started with (saved in last.npz);
+    // accepting other flags here would silently ignore them.
+    for (const FlagSpec& f : kTrainFlags)
+      if (args.has(f.name) && f.name != "resume" && f.name != "epochs" && f.name != "threads")
+        fail("fer train: --", f.name, " cannot be changed on --resume (the run continues with "
+             "the settings saved in its last.npz; only --epochs and --threads may be given)");
     const TrainResult r = resume(args.str("resume"), args.integer("epochs", 0));
     std::printf("best val_accuracy %.4f (epoch %d)\n", r.best_val_accuracy, r.best_epoch);
     return 0;
@@ -134,6 +142,7 @@ int train(int argc, char** argv) {
   c.max_per_class = args.integer("max-per-class", 0);
   c.val_max_per_class = args.integer("val-max-per-class", 0);
   c.skip_bad = args.flag("skip-bad");
+  std::tie(c.expect_height, c.expect_width) = parse_size("expect-size", args.str("expect-size"));
   c.seed = static_cast<uint64_t>(args.integer("seed", 42));
   c.workers = args.integer("workers", 1);
   c.quiet = args.flag("quiet");
@@ -159,7 +168,12 @@ int train(int argc, char** argv) {
 // ---- shared helpers -----------------------------------------------------------------
 
 std::string default_fer2013_dir() {
-  if (const char* env = std::getenv("FER2013_DIR")) return env;
+  if (const char* env = std::getenv("FER2013_DIR")) {
+    const std::string dir = env;
+    FER_CHECK(is_dir(dir + "/train") && is_dir(dir + "/val"), "FER2013_DIR=", dir,
+              " has no train/ and val/ class folders (for fer2013.csv, pass --data FILE.csv)");
+    return dir;
+  }
   for (const std::string& p : {std::string("../shared/datasets/fer2013"),
                               std::string(FER_SOURCE_DIR) + "/../shared/datasets/fer2013"})
     if (is_dir(p + "/train") && is_dir(p + "/val")) return p;
@@ -167,6 +181,17 @@ std::string default_fer2013_dir() {
 }
 
 std::string sample_faces_dir() { return std::string(FER_SOURCE_DIR) + "/data/sample_faces"; }
+
+std::pair<int, int> parse_size(const std::string& flag, const std::string& value) {
+  if (value.empty()) return {0, 0};
+  int h = 0, w = 0;
+  char x = 0, extra = 0;
+  const int n = std::sscanf(value.c_str(), "%d%c%d%c", &h, &x, &w, &extra);
+  if (n == 1) w = h;
+  FER_CHECK((n == 1 || (n == 3 && (x == 'x' || x == 'X'))) && h > 0 && w > 0, "--", flag,
+            ": expected a size such as 48 or 48x48, got '", value, "'");
+  return {h, w};
+}
 
 void set_threads(int threads) {
   if (threads > 0) omp_set_num_threads(threads);

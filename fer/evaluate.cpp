@@ -11,9 +11,12 @@
 namespace fer {
 
 data::Dataset load_dataset_for(const Model& model, const std::string& path,
-                               const std::string& csv_usage, bool skip_bad) {
+                               const std::string& csv_usage, bool skip_bad, int expect_height,
+                               int expect_width) {
   data::LoadOptions options;
   options.skip_bad = skip_bad;
+  options.expect_height = expect_height;
+  options.expect_width = expect_width;
   options.channels = data::Preprocess::from_json(model.preprocess()).channels == 3 ? 3 : 1;
   data::Dataset ds = data::load_dataset(path, csv_usage, options);
   FER_CHECK(ds.classes == model.classes(), path, ": its classes do not match model '",

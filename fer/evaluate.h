@@ -25,7 +25,10 @@ Evaluation evaluate(Model& model, const data::Dataset& dataset, int batch = 128,
                     bool keep_probabilities = false, int workers = 1);
 
 // Loads a dataset for a model: grayscale or RGB decoding as its preprocessing says.
+// expect_height/width > 0 make an image of another size an error (or, with skip_bad, a
+// skipped item) instead of being resized.
 data::Dataset load_dataset_for(const Model& model, const std::string& path,
-                               const std::string& csv_usage, bool skip_bad);
+                               const std::string& csv_usage, bool skip_bad,
+                               int expect_height = 0, int expect_width = 0);
 
 }  // namespace fer

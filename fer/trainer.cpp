@@ -32,7 +32,8 @@ namespace fer {
 // ---- config <-> JSON ----------------------------------------------------------------
 // One list of fields drives both directions, so a new knob cannot be saved but not loaded.
 #define FER_TRAIN_FIELDS(X)                                                               \
-  X(model) X(model_options) X(data) X(val) X(out) X(epochs) X(batch) X(optimizer) X(lr)   \
+  X(model) X(model_options) X(data) X(val) X(out) X(epochs) X(schedule_epochs) X(batch)   \
+  X(optimizer) X(lr) X(expect_height) X(expect_width)                                     \
   X(momentum) X(nesterov) X(weight_decay) X(clip_norm) X(clip_value) X(schedule)          \
   X(warmup_epochs) X(step_epochs) X(step_gamma) X(min_lr) X(plateau_patience)             \
   X(plateau_factor) X(plateau_min_lr) X(monitor) X(early_stopping) X(label_smoothing)     \
@@ -182,7 +183,7 @@ Json schedule_options(const TrainConfig& c) {
   o["lr"] = c.lr;
   if (c.schedule == "cosine") {
     o["warmup_epochs"] = c.warmup_epochs;
-    o["total_epochs"] = c.epochs;
+    o["total_epochs"] = c.schedule_epochs > 0 ? c.schedule_epochs : c.epochs;
     o["min_lr"] = c.min_lr;
   } else if (c.schedule == "step") {
     o["step_epochs"] = c.step_epochs;
@@ -191,16 +192,27 @@ Json schedule_options(const TrainConfig& c) {
   return o;
 }
 
+// The best.npz of a run records its epoch and validation accuracy, so that a run resumed
+// after a crash between saving best.npz and last.npz never replaces it with a worse model.
+double saved_best_accuracy(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return -1;
+  std::fclose(f);
+  const NpzArrays best = read_npz(path);
+  if (!best.strings.count("training")) return -1;
+  return Json::parse(best.strings.at("training")).get("val_accuracy", -1.0);
+}
+
 TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzArrays* resume_from) {
-  FER_CHECK(cfg.epochs > 0, "--epochs must be positive, got ", cfg.epochs);
-  FER_CHECK(cfg.batch > 0, "--batch must be positive, got ", cfg.batch);
   make_dirs(cfg.out);
   const std::string history = cfg.out + "/history.csv";
 
   // Data.
-  data::Dataset train_set = load_dataset_for(model, cfg.data, "Training", cfg.skip_bad);
+  data::Dataset train_set = load_dataset_for(model, cfg.data, "Training", cfg.skip_bad,
+                                             cfg.expect_height, cfg.expect_width);
   if (cfg.max_per_class > 0) train_set = data::subset(train_set, cfg.max_per_class, cfg.seed);
-  data::Dataset val_set = load_dataset_for(model, cfg.val, "PublicTest", cfg.skip_bad);
+  data::Dataset val_set = load_dataset_for(model, cfg.val, "PublicTest", cfg.skip_bad,
+                                           cfg.expect_height, cfg.expect_width);
   if (cfg.val_max_per_class > 0)
     val_set = data::subset(val_set, cfg.val_max_per_class, cfg.seed + 1);
   FER_CHECK(train_set.classes == model.classes(), cfg.data,
@@ -208,8 +220,6 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
   const auto counts = train_set.class_counts();
   std::vector<float> class_weights;
   if (cfg.class_weights == "balanced") class_weights = data::balanced_class_weights(counts);
-  else FER_CHECK(cfg.class_weights == "none", "--class-weights: expected none or balanced, got '",
-                 cfg.class_weights, "'");
   if (!cfg.quiet) {
     std::fprintf(stderr, "train: %zu images from %s", train_set.size(), cfg.data.c_str());
     if (train_set.skipped) std::fprintf(stderr, " (%lld skipped)", (long long)train_set.skipped);
@@ -231,8 +241,6 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
   auto optimizer = optim::make_optimizer(cfg.optimizer, params, optimizer_options(cfg));
   auto schedule = optim::make_schedule(cfg.schedule, schedule_options(cfg));
   const std::string plateau_mode = cfg.monitor == "val_loss" ? "min" : "max";
-  FER_CHECK(cfg.monitor == "val_loss" || cfg.monitor == "val_accuracy",
-            "--monitor: expected val_accuracy or val_loss, got '", cfg.monitor, "'");
   optim::ReduceLROnPlateau plateau(plateau_mode, static_cast<float>(cfg.plateau_factor),
                                    std::max(cfg.plateau_patience, 1),
                                    static_cast<float>(cfg.plateau_min_lr));
@@ -245,6 +253,7 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
   TrainResult result;
   for (int epoch = st.epoch; epoch < cfg.epochs; ++epoch) {
     loader.start_epoch(epoch);
+    model.net().reseed(cfg.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch));
     ProgressBar bar(epoch + 1, cfg.epochs, steps_per_epoch, cfg.quiet);
     data::Batch batch;
     double loss_sum = 0;
@@ -292,7 +301,10 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
     if (val_acc > st.best_val_accuracy) {
       st.best_val_accuracy = val_acc;
       st.best_epoch = epoch + 1;
-      model.save(cfg.out + "/best.npz");
+      Json best = Json::object();
+      best["epoch"] = epoch + 1;
+      best["val_accuracy"] = val_acc;
+      model.save(cfg.out + "/best.npz", {}, {{"training", best.dump()}});
     }
     if (cfg.plateau_patience > 0) {
       const float new_lr = plateau.on_epoch_end(static_cast<float>(monitored), static_cast<float>(lr));
@@ -344,7 +356,25 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
 
 }  // namespace
 
+void TrainConfig::validate() const {
+  FER_CHECK(epochs > 0, "--epochs must be positive, got ", epochs);
+  FER_CHECK(batch > 0, "--batch must be positive, got ", batch);
+  FER_CHECK(workers >= 0, "--workers must be >= 0, got ", workers);
+  FER_CHECK(monitor == "val_loss" || monitor == "val_accuracy",
+            "--monitor: expected val_accuracy or val_loss, got '", monitor, "'");
+  FER_CHECK(class_weights == "none" || class_weights == "balanced",
+            "--class-weights: expected none or balanced, got '", class_weights, "'");
+  FER_CHECK(optimizer == "sgd" || optimizer == "adam" || optimizer == "adamw",
+            "--optimizer: expected sgd, adam or adamw, got '", optimizer, "'");
+  FER_CHECK(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing must be in [0, 1), got ",
+            label_smoothing);
+  FER_CHECK(expect_height >= 0 && expect_width >= 0, "--expect-size must be positive");
+  optim::make_schedule(schedule, schedule_options(*this));  // throws on bad schedule settings
+  data::Augment::from_json(augment).check();
+}
+
 TrainResult train(const TrainConfig& config) {
+  config.validate();
   Model model = Model::from_architecture(make_architecture(config.model, config.model_options),
                                          config.seed);
   make_dirs(config.out);
@@ -360,8 +390,15 @@ TrainResult resume(const std::string& run_dir, int epochs_override) {
   const Json training = Json::parse(arrays.strings.at("training"));
   TrainConfig cfg = TrainConfig::from_json(training.at("config"));
   cfg.out = run_dir;
-  if (epochs_override > 0) cfg.epochs = epochs_override;
-  const TrainState st = TrainState::from_json(training.at("state"));
+  if (epochs_override > 0) {
+    // Extending a run keeps its learning-rate schedule where it was (a cosine would jump
+    // back up if it were re-stretched over the new length).
+    if (cfg.schedule_epochs == 0) cfg.schedule_epochs = cfg.epochs;
+    cfg.epochs = epochs_override;
+  }
+  cfg.validate();
+  TrainState st = TrainState::from_json(training.at("state"));
+  st.best_val_accuracy = std::max(st.best_val_accuracy, saved_best_accuracy(run_dir + "/best.npz"));
   Model model = Model::load(path);
   trim_history(run_dir + "/history.csv", st.epoch);
   if (!cfg.quiet)

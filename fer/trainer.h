@@ -18,6 +18,7 @@ struct TrainConfig {
   std::string val;    // val folder or fer2013.csv (PublicTest)
   std::string out = "runs/cnn3";
   int epochs = 30;
+  int schedule_epochs = 0;  // length of the lr schedule; 0 = epochs (kept when a run is extended)
   int batch = 64;
   std::string optimizer = "adam";
   double lr = 1e-3;
@@ -42,12 +43,15 @@ struct TrainConfig {
   int max_per_class = 0;               // train on a subset (0 = all)
   int val_max_per_class = 0;
   bool skip_bad = false;
+  int expect_height = 0, expect_width = 0;  // required image size (0 = any; others resized)
   uint64_t seed = 42;
   int workers = 1;
   bool quiet = false;
 
   Json to_json() const;
   static TrainConfig from_json(const Json& j);
+  // Throws fer::Error naming the first bad setting; called before a run touches its files.
+  void validate() const;
 };
 
 struct TrainResult {

@@ -10,6 +10,11 @@ Dropout::Dropout(std::string name, float rate, int64_t seed)
   if (!(rate >= 0.f && rate < 1.f)) layer_error("rate must be in [0, 1), got ", rate);
 }
 
+void Dropout::reseed(uint64_t seed) {
+  // A layer with its own seed keeps its own stream of masks, shifted by the run's seed.
+  rng_.reseed(seed_ >= 0 ? static_cast<uint64_t>(seed_) ^ seed : seed);
+}
+
 Shape Dropout::build(const Shape& input, Rng& rng) {
   // Always draw from the build rng, so the layers built after this one get the same
   // initialization whether or not this one has its own seed.

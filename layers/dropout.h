@@ -23,7 +23,8 @@ class Dropout : public Layer {
   std::string type() const override { return "Dropout"; }
   Shape build(const Shape& input, Rng& rng) override;
   Tensor forward(const Tensor& x, bool training) override;
-  Json config() const override;  // {"rate", "seed"} (seed null when drawn from the build rng)
+  Json config() const override;
+  void reseed(uint64_t seed) override;  // {"rate", "seed"} (seed null when drawn from the build rng)
   static std::unique_ptr<Layer> from_config(const Json& config);
 
   float rate() const { return rate_; }

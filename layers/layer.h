@@ -66,6 +66,11 @@ class Layer {
   }
   bool frozen() const { return frozen_; }
 
+  // Restarts the layer's own randomness (Dropout's masks) from `seed`. The trainer calls
+  // it at the start of every epoch with (run seed, epoch), so a resumed run draws exactly
+  // the masks an uninterrupted one would have. Layers without randomness ignore it.
+  virtual void reseed(uint64_t seed) {}
+
  protected:
   // Throws "layer 'name' (Type): message" -- the standard error for a bad input.
   template <typename... Parts>

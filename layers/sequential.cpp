@@ -49,6 +49,11 @@ void Sequential::set_frozen(bool frozen) {
   for (auto& layer : layers_) layer->set_frozen(frozen);
 }
 
+void Sequential::reseed(uint64_t seed) {
+  Rng seeds(seed);
+  for (auto& layer : layers_) layer->reseed(seeds.next_u64());
+}
+
 std::vector<Layer*> Sequential::leaves() {
   std::vector<Layer*> out;
   for (auto& layer : layers_) {

@@ -22,6 +22,7 @@ class Sequential : public Layer {
   std::vector<Parameter*> parameters() override;
   Json config() const override;  // {"type": "Sequential", "name", "layers": [...]}
   void set_frozen(bool frozen) override;
+  void reseed(uint64_t seed) override;  // each child gets its own seed derived from `seed`
 
   static std::unique_ptr<Layer> from_config(const Json& config);
 
