@@ -5,6 +5,7 @@
 
 #include "fer/atomic_file.h"
 #include "fer/error.h"
+#include "fer/utf8.h"
 
 // .npy data is little-endian and we copy it straight into floats.
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "fer's .npy code assumes a little-endian CPU");
@@ -77,24 +78,6 @@ float half_to_float(uint16_t half) {
 // ---- UTF-8 <-> code points --------------------------------------------------------------
 
 namespace {
-
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 bool valid_code_point(uint32_t cp) { return cp < 0x110000 && !(cp >= 0xD800 && cp < 0xE000); }
 
