@@ -211,10 +211,13 @@ void batchnorm_forward_inference(const float* x, const float* gamma, const float
   affine_rows(x, moving_mean, scale.data(), beta, rows, C, y);
 }
 
-void batchnorm_backward_train(const float* x, const float* dy, const float* gamma,
-                              const float* mean, const float* inv_std, int64_t rows,
-                              int64_t C, float* dx, float* dgamma, float* dbeta) {
-  std::vector<double> sum_dy(C), sum_dy_xhat(C);
+// Per channel: sum(dy) and sum(dy * xhat), the two reductions every BatchNorm backward
+// needs; they are also dbeta and dgamma, which are accumulated here (when asked for).
+static void dy_sums(const float* x, const float* dy, const float* mean, const float* inv_std,
+                    int64_t rows, int64_t C, std::vector<double>& sum_dy,
+                    std::vector<double>& sum_dy_xhat, float* dgamma, float* dbeta) {
+  sum_dy.assign(C, 0.0);
+  sum_dy_xhat.assign(C, 0.0);
   column_sums(
       rows, C,
       [&](int64_t r, double* acc_dy, double* acc_dy_xhat) {
@@ -231,6 +234,13 @@ void batchnorm_backward_train(const float* x, const float* dy, const float* gamm
     if (dbeta) dbeta[c] += static_cast<float>(sum_dy[c]);
     if (dgamma) dgamma[c] += static_cast<float>(sum_dy_xhat[c]);
   }
+}
+
+void batchnorm_backward_train(const float* x, const float* dy, const float* gamma,
+                              const float* mean, const float* inv_std, int64_t rows,
+                              int64_t C, float* dx, float* dgamma, float* dbeta) {
+  std::vector<double> sum_dy, sum_dy_xhat;
+  dy_sums(x, dy, mean, inv_std, rows, C, sum_dy, sum_dy_xhat, dgamma, dbeta);
   if (!dx) return;
   // dx = k * (dy - a - xhat * b) with k = gamma*inv_std, a = mean(dy), b = mean(dy*xhat).
   std::vector<float> k(C), a(C), b(C);
@@ -256,23 +266,8 @@ void batchnorm_backward_inference(const float* x, const float* dy, const float* 
                                   const float* mean, const float* inv_std, int64_t rows,
                                   int64_t C, float* dx, float* dgamma, float* dbeta) {
   if (dgamma || dbeta) {
-    std::vector<double> sum_dy(C), sum_dy_xhat(C);
-    column_sums(
-        rows, C,
-        [&](int64_t r, double* acc_dy, double* acc_dy_xhat) {
-          const float* xr = x + r * C;
-          const float* dyr = dy + r * C;
-          for (int64_t c = 0; c < C; ++c) {
-            const float xhat = (xr[c] - mean[c]) * inv_std[c];
-            acc_dy[c] += dyr[c];
-            acc_dy_xhat[c] += double(dyr[c]) * xhat;
-          }
-        },
-        sum_dy.data(), sum_dy_xhat.data());
-    for (int64_t c = 0; c < C; ++c) {
-      if (dbeta) dbeta[c] += static_cast<float>(sum_dy[c]);
-      if (dgamma) dgamma[c] += static_cast<float>(sum_dy_xhat[c]);
-    }
+    std::vector<double> sum_dy, sum_dy_xhat;
+    dy_sums(x, dy, mean, inv_std, rows, C, sum_dy, sum_dy_xhat, dgamma, dbeta);
   }
   if (!dx) return;
   std::vector<float> k(C);

@@ -8,6 +8,7 @@
 #include "fer/error.h"
 #include "fer/json.h"
 #include "fer/tensor.h"
+#include "kernels/padding.h"
 
 namespace fer {
 
@@ -28,6 +29,23 @@ inline std::string batch_shape_str(const Shape& example) {
   std::string s = "[N";
   for (int64_t d : example) s += ", " + std::to_string(d);
   return s + "]";
+}
+
+// Checks a convolution window (positive kernel size and strides) and parses its padding;
+// errors name the layer: "layer 'conv1' (Conv2D): strides must be positive, got [0, 1]".
+inline kernels::Padding check_window(const std::string& name, const std::string& type,
+                                     std::array<int, 2> kernel_size, std::array<int, 2> strides,
+                                     const std::string& padding) {
+  const std::string where = "layer '" + name + "' (" + type + "): ";
+  FER_CHECK(kernel_size[0] > 0 && kernel_size[1] > 0, where, "kernel_size must be positive, got [",
+            kernel_size[0], ", ", kernel_size[1], "]");
+  FER_CHECK(strides[0] > 0 && strides[1] > 0, where, "strides must be positive, got [",
+            strides[0], ", ", strides[1], "]");
+  try {
+    return kernels::parse_padding(padding);
+  } catch (const Error& e) {
+    fail(where, e.what());
+  }
 }
 
 }  // namespace fer

@@ -18,15 +18,7 @@ Conv2D::Conv2D(std::string name, int filters, std::array<int, 2> kernel_size,
       padding_(kernels::Padding::Valid),
       use_bias_(use_bias) {
   if (filters <= 0) layer_error("filters must be positive, got ", filters);
-  if (kernel_size[0] <= 0 || kernel_size[1] <= 0)
-    layer_error("kernel_size must be positive, got [", kernel_size[0], ", ", kernel_size[1], "]");
-  if (strides[0] <= 0 || strides[1] <= 0)
-    layer_error("strides must be positive, got [", strides[0], ", ", strides[1], "]");
-  try {
-    padding_ = kernels::parse_padding(padding);
-  } catch (const Error& e) {
-    layer_error(e.what());
-  }
+  padding_ = check_window(name_, type(), kernel_size, strides, padding);
 }
 
 std::unique_ptr<Layer> Conv2D::from_config(const Json& config) {

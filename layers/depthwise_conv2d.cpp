@@ -19,15 +19,7 @@ DepthwiseConv2D::DepthwiseConv2D(std::string name, std::array<int, 2> kernel_siz
       use_bias_(use_bias) {
   if (depth_multiplier != 1)
     layer_error("depth_multiplier ", depth_multiplier, " is not supported (only 1)");
-  if (kernel_size[0] <= 0 || kernel_size[1] <= 0)
-    layer_error("kernel_size must be positive, got [", kernel_size[0], ", ", kernel_size[1], "]");
-  if (strides[0] <= 0 || strides[1] <= 0)
-    layer_error("strides must be positive, got [", strides[0], ", ", strides[1], "]");
-  try {
-    padding_ = kernels::parse_padding(padding);
-  } catch (const Error& e) {
-    layer_error(e.what());
-  }
+  padding_ = check_window(name_, type(), kernel_size, strides, padding);
 }
 
 std::unique_ptr<Layer> DepthwiseConv2D::from_config(const Json& config) {
