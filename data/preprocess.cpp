@@ -13,8 +13,11 @@ void Preprocess::check() const {
             "x", width);
   FER_CHECK(channels == 1 || channels == 3, "preprocess: channels must be 1 or 3, got ",
             channels);
-  FER_CHECK(scale == "unit" || scale == "symmetric", "preprocess: unknown scale '", scale,
-            "' (expected 'unit' or 'symmetric')");
+  FER_CHECK(scale == "unit" || scale == "symmetric" || scale == "caffe" || scale == "torch",
+            "preprocess: unknown scale '", scale,
+            "' (expected 'unit', 'symmetric', 'caffe' or 'torch')");
+  FER_CHECK((scale != "caffe" && scale != "torch") || channels == 3, "preprocess: scale '",
+            scale, "' needs 3 channels (RGB), got ", channels);
   FER_CHECK(crop >= 0, "preprocess: crop must be >= 0 (0 = none), got ", crop);
 }
 
@@ -99,8 +102,15 @@ void render(const Image& image, const Geometry& g, const Preprocess& p, float* o
   const double scale_y = static_cast<double>(crop_h) / p.height;
   const double scale_x = static_cast<double>(crop_w) / p.width;
   const double centre_y = (h - 1) / 2.0, centre_x = (w - 1) / 2.0;
-  // Step 4: "unit" divides by 255, "symmetric" maps 0..255 onto -1..1.
-  const bool unit = p.scale == "unit";
+  // Step 4: "unit" divides by 255, "symmetric" maps 0..255 onto -1..1; "caffe" (Keras's
+  // VGG16) reorders RGB to BGR and subtracts the ImageNet mean pixel; "torch"
+  // (torchvision) standardizes x/255 per channel with ImageNet's mean and std.
+  enum { kUnit, kSymmetric, kCaffe, kTorch } mode =
+      p.scale == "unit" ? kUnit : p.scale == "symmetric" ? kSymmetric
+                                  : p.scale == "caffe"   ? kCaffe : kTorch;
+  static const float kCaffeMeanBGR[3] = {103.939f, 116.779f, 123.68f};
+  static const float kTorchMean[3] = {0.485f, 0.456f, 0.406f};
+  static const float kTorchStd[3] = {0.229f, 0.224f, 0.225f};
 
   for (int oy = 0; oy < p.height; ++oy) {
     for (int ox = 0; ox < p.width; ++ox) {
@@ -135,7 +145,12 @@ void render(const Image& image, const Geometry& g, const Preprocess& p, float* o
         const double top = (1 - wx) * top_left[c] + wx * top_right[c];
         const double bottom = (1 - wx) * bottom_left[c] + wx * bottom_right[c];
         const float v = static_cast<float>((1 - wy) * top + wy * bottom);
-        o[c] = unit ? v / 255.f : v / 127.5f - 1.f;
+        switch (mode) {
+          case kUnit: o[c] = v / 255.f; break;
+          case kSymmetric: o[c] = v / 127.5f - 1.f; break;
+          case kCaffe: o[C - 1 - c] = v - kCaffeMeanBGR[C - 1 - c]; break;  // C == 3
+          case kTorch: o[c] = (v / 255.f - kTorchMean[c]) / kTorchStd[c]; break;
+        }
       }
     }
   }

@@ -8,8 +8,9 @@
 //      resize(..., half_pixel_centers=True) and OpenCV's INTER_LINEAR do: output pixel o
 //      looks at source position (o + 0.5) * in/out - 0.5, and positions outside the image
 //      take the nearest edge pixel;
-//   4. scale: "unit" x/255 in [0, 1], or "symmetric" x/127.5 - 1 in [-1, 1] (what
-//      MobileNet-style ImageNet models expect).
+//   4. scale: "unit" x/255 in [0, 1]; "symmetric" x/127.5 - 1 in [-1, 1] (what Keras's
+//      MobileNets expect); "caffe" BGR minus the ImageNet mean pixel (Keras's VGG16);
+//      "torch" (x/255 - mean) / std per channel with ImageNet's statistics (torchvision).
 //
 // Every geometric step (crop, resize, and augmentation's flip and affine warp) is folded
 // into ONE map from an output pixel to a source position, and the source is sampled
@@ -25,7 +26,7 @@ namespace fer::data {
 
 struct Preprocess {
   int height = 48, width = 48, channels = 1;  // the model's input shape (H, W, C)
-  std::string scale = "unit";  // "unit": x/255 in [0,1]; "symmetric": x/127.5-1 in [-1,1]
+  std::string scale = "unit";  // "unit" | "symmetric" | "caffe" | "torch" (see above)
   int crop = 0;  // centre crop size (square, source pixels) before resizing; 0 = none
 
   void check() const;  // throws fer::Error naming the bad field

@@ -3,6 +3,7 @@
 #include <functional>
 #include <map>
 
+#include "fer/architectures_imagenet.h"
 #include "fer/error.h"
 
 namespace fer {
@@ -111,21 +112,27 @@ Json depthwise_separable(const std::string& name, int filters, int stride, doubl
                            relu(name + "_pw_relu", relu_max)});
 }
 
-}  // namespace arch
-
-namespace {
-
-const std::vector<std::string> kFer2013Classes = {"angry", "disgust", "fear",    "happy",
-                                                  "neutral", "sad",   "surprise"};
-
-Json classes_from(const Json& options) {
-  if (options.contains("classes")) return options.at("classes");
-  const int n = options.get("num_classes", 7);
+Json classes_from(const Json& options, int default_count) {
+  static const std::vector<std::string> kFer2013Classes = {"angry",   "disgust", "fear", "happy",
+                                                           "neutral", "sad",     "surprise"};
+  if (options.contains("classes")) {
+    const Json& c = options.at("classes");
+    FER_CHECK(c.is_array() && c.size() > 0, "classes: expected a non-empty list of names");
+    for (const Json& name : c.as_array())
+      FER_CHECK(name.is_string(), "classes: expected names (strings), got ", name.dump());
+    return c;
+  }
+  const int n = options.get("num_classes", default_count);
+  FER_CHECK(n >= 1, "num_classes must be >= 1, got ", n);
   if (n == 7) return Json::array_of(kFer2013Classes);
   Json names = Json::array();
   for (int i = 0; i < n; ++i) names.push_back("class_" + std::to_string(i));
   return names;
 }
+
+}  // namespace arch
+
+namespace {
 
 // The small FER CNN of the seed project: three blocks of (Conv3x3-BN-ReLU) x2, MaxPool,
 // Dropout with 32, 64, 128 filters, then Dense 256-BN-ReLU-Dropout and Dense 7.
@@ -143,7 +150,7 @@ Json cnn3(const Json& options) {
   const double block_dropout = options.get("block_dropout", 0.25);
   const double dense_dropout = options.get("dropout", 0.5);
   const double bn_momentum = options.get("bn_momentum", 0.9);
-  const Json classes = classes_from(options);
+  const Json classes = arch::classes_from(options, 7);
   const int num_classes = static_cast<int>(classes.size());
   Json::Array layers;
   const int filters[3] = {32, 64, 128};
@@ -183,7 +190,10 @@ Json cnn3(const Json& options) {
 
 using Builder = std::function<Json(const Json&)>;
 const std::map<std::string, Builder>& builders() {
-  static const std::map<std::string, Builder> table = {{"cnn3", cnn3}};
+  static const std::map<std::string, Builder> table = {{"cnn3", cnn3},
+                                                        {"mobilenet_v1", arch::mobilenet_v1},
+                                                        {"mobilenet_v2", arch::mobilenet_v2},
+                                                        {"vgg16", arch::vgg16}};
   return table;
 }
 

@@ -20,6 +20,10 @@ std::vector<std::string> known_architectures();
 
 // Layer-config builders shared by architecture definitions.
 namespace arch {
+// The class names from options "classes" (a list) or "num_classes" (default_count when
+// absent): FER2013's seven when there are 7, else "class_0", "class_1", ...
+Json classes_from(const Json& options, int default_count);
+
 Json conv2d(const std::string& name, int filters, int kernel, int stride = 1,
             const std::string& padding = "same", bool use_bias = true);
 Json depthwise_conv2d(const std::string& name, int kernel, int stride = 1,

@@ -9,6 +9,31 @@
 
 namespace fer {
 
+namespace {
+// [N, H, W, C] -> [N, H, W, C*M] with y[.., c*M + m] = x[.., c]; backward sums the copies.
+Tensor repeat_channels(const Tensor& x, int m) {
+  const int64_t pixels = x.numel() / x.dim(3), c = x.dim(3);
+  Tensor y({x.dim(0), x.dim(1), x.dim(2), c * m});
+  const float* px = x.data();
+  float* py = y.data();
+  for (int64_t p = 0; p < pixels; ++p)
+    for (int64_t k = 0; k < c; ++k)
+      for (int j = 0; j < m; ++j) py[(p * c + k) * m + j] = px[p * c + k];
+  Tape& tape = Tape::current();
+  if (tape.wants({&x})) {
+    y.set_requires_grad(true);
+    tape.record([x, y, pixels, c, m]() {
+      const float* dy = y.grad();
+      float* dx = x.grad();
+      for (int64_t p = 0; p < pixels; ++p)
+        for (int64_t k = 0; k < c; ++k)
+          for (int j = 0; j < m; ++j) dx[p * c + k] += dy[(p * c + k) * m + j];
+    });
+  }
+  return y;
+}
+}  // namespace
+
 DepthwiseConv2D::DepthwiseConv2D(std::string name, std::array<int, 2> kernel_size,
                                  std::array<int, 2> strides, const std::string& padding,
                                  bool use_bias, int depth_multiplier)
@@ -16,9 +41,9 @@ DepthwiseConv2D::DepthwiseConv2D(std::string name, std::array<int, 2> kernel_siz
       kernel_size_(kernel_size),
       strides_(strides),
       padding_(kernels::Padding::Valid),
-      use_bias_(use_bias) {
-  if (depth_multiplier != 1)
-    layer_error("depth_multiplier ", depth_multiplier, " is not supported (only 1)");
+      use_bias_(use_bias),
+      depth_multiplier_(depth_multiplier) {
+  if (depth_multiplier < 1) layer_error("depth_multiplier must be >= 1, got ", depth_multiplier);
   padding_ = check_window(name_, type(), kernel_size, strides, padding);
 }
 
@@ -49,29 +74,32 @@ Shape DepthwiseConv2D::build(const Shape& input, Rng& rng) {
                 shape_str(input));
   input_shape_ = input;
 
-  // Glorot uniform with Keras's fans for a [kh, kw, C, 1] kernel: Keras computes them as
+  // Glorot uniform with Keras's fans for a [kh, kw, C, M] kernel: Keras computes them as
   // for any conv kernel (receptive field * input dim, receptive field * output dim), so
-  // fan_in = kh*kw*C and fan_out = kh*kw*1, although each output sees only kh*kw inputs.
+  // fan_in = kh*kw*C and fan_out = kh*kw*M, although each output sees only kh*kw inputs.
+  const int m = depth_multiplier_;
   const double fan_in = double(kh) * kw * c;
-  const double fan_out = double(kh) * kw;
+  const double fan_out = double(kh) * kw * m;
   const double limit = std::sqrt(6.0 / (fan_in + fan_out));
-  Tensor kernel({kh, kw, c, 1});
+  Tensor kernel({kh, kw, c, m});
   for (int64_t i = 0; i < kernel.numel(); ++i)
     kernel.data()[i] = static_cast<float>(rng.uniform(-limit, limit));
   kernel.set_requires_grad(!frozen_);
   kernel_ = Parameter{name_ + "/depthwise_kernel", kernel, true};
   if (use_bias_) {
-    Tensor bias({c});
+    Tensor bias({int64_t(c) * m});
     bias.set_requires_grad(!frozen_);
     bias_ = Parameter{name_ + "/bias", bias, true};
   }
-  return {g.oh, g.ow, c};
+  return {g.oh, g.ow, int64_t(c) * m};
 }
 
-Tensor DepthwiseConv2D::forward(const Tensor& x, bool /*training*/) {
+Tensor DepthwiseConv2D::forward(const Tensor& input, bool /*training*/) {
   if (input_shape_.empty()) layer_error("forward() called before build()");
-  if (x.ndim() != 4 || Shape(x.shape().begin() + 1, x.shape().end()) != input_shape_)
-    layer_error("expected input ", batch_shape_str(input_shape_), ", got ", shape_str(x.shape()));
+  if (input.ndim() != 4 || Shape(input.shape().begin() + 1, input.shape().end()) != input_shape_)
+    layer_error("expected input ", batch_shape_str(input_shape_), ", got ",
+                shape_str(input.shape()));
+  const Tensor x = depth_multiplier_ == 1 ? input : repeat_channels(input, depth_multiplier_);
   const kernels::Conv2DGeometry g = kernels::make_geometry(
       static_cast<int>(x.dim(0)), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)),
       static_cast<int>(x.dim(3)), kernel_size_[0], kernel_size_[1], strides_[0], strides_[1],
@@ -110,7 +138,7 @@ Json DepthwiseConv2D::config() const {
   j["kernel_size"] = Json::array_of(std::vector<int>{kernel_size_[0], kernel_size_[1]});
   j["strides"] = Json::array_of(std::vector<int>{strides_[0], strides_[1]});
   j["padding"] = kernels::padding_name(padding_);
-  j["depth_multiplier"] = 1;
+  j["depth_multiplier"] = depth_multiplier_;
   j["use_bias"] = use_bias_;
   return j;
 }

@@ -1,11 +1,16 @@
-// DepthwiseConv2D: Keras's depthwise convolution with depth_multiplier 1 -- one kh x kw
-// filter per input channel, channels never mixed (MobileNet pairs it with a 1x1 Conv2D).
+// DepthwiseConv2D: Keras's depthwise convolution -- depth_multiplier (M) kh x kw filters
+// per input channel, channels never mixed (MobileNet pairs it with a 1x1 Conv2D).
 //
-//   input  [N, H, W, C]  ->  output [N, OH, OW, C]
-//   params "<name>/depthwise_kernel" [kh, kw, C, 1] (Keras's name and layout),
-//          "<name>/bias" [C] (if use_bias)
+//   input  [N, H, W, C]  ->  output [N, OH, OW, C*M], output channel c*M + m filtering
+//                            input channel c with filter m (Keras's order)
+//   params "<name>/depthwise_kernel" [kh, kw, C, M] (Keras's name and layout),
+//          "<name>/bias" [C*M] (if use_bias)
 //
-// The arithmetic is in kernels/depthwise_conv2d.h.
+// The arithmetic is in kernels/depthwise_conv2d.h, which works on one filter per
+// channel. With M > 1 the layer first repeats every input channel M times
+// ([.., c] -> [.., c*M + m]); the kernel [kh, kw, C, M] read as [kh, kw, C*M] then is
+// exactly one filter per repeated channel, and the backward of the repeat sums the M
+// gradients of each channel.
 #pragma once
 
 #include <array>
@@ -20,8 +25,6 @@ namespace fer {
 
 class DepthwiseConv2D : public Layer {
  public:
-  // depth_multiplier exists so that a Keras config with another value fails loudly
-  // instead of being misread; only 1 is implemented.
   DepthwiseConv2D(std::string name, std::array<int, 2> kernel_size,
                   std::array<int, 2> strides = {1, 1}, const std::string& padding = "valid",
                   bool use_bias = true, int depth_multiplier = 1);
@@ -41,6 +44,7 @@ class DepthwiseConv2D : public Layer {
   std::array<int, 2> strides_;
   kernels::Padding padding_;
   bool use_bias_;
+  int depth_multiplier_;
   Shape input_shape_;  // one example [H, W, C], set by build()
   Parameter kernel_;
   Parameter bias_;

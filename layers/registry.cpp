@@ -12,7 +12,10 @@
 #include "layers/dropout.h"
 #include "layers/flatten.h"
 #include "layers/pooling.h"
+#include "layers/reshape.h"
+#include "layers/residual.h"
 #include "layers/sequential.h"
+#include "layers/zero_padding.h"
 
 namespace fer {
 
@@ -23,6 +26,7 @@ using Factory = std::function<std::unique_ptr<Layer>(const Json&)>;
 const std::map<std::string, Factory>& factories() {
   static const std::map<std::string, Factory> table = {
       {"Sequential", Sequential::from_config},
+      {"Residual", Residual::from_config},
       {"Conv2D", Conv2D::from_config},
       {"DepthwiseConv2D", DepthwiseConv2D::from_config},
       {"Dense", Dense::from_config},
@@ -34,6 +38,8 @@ const std::map<std::string, Factory>& factories() {
       {"ReLU", ReLU::from_config},
       {"Softmax", Softmax::from_config},
       {"Dropout", Dropout::from_config},
+      {"Reshape", Reshape::from_config},
+      {"ZeroPadding2D", ZeroPadding2D::from_config},
   };
   return table;
 }

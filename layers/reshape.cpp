@@ -1,0 +1,72 @@
+#include "layers/reshape.h"
+
+#include "fer/autograd.h"
+#include "fer/error.h"
+#include "layers/config_util.h"
+
+namespace fer {
+
+Reshape::Reshape(std::string name, Shape target_shape)
+    : Layer(std::move(name)), target_shape_(std::move(target_shape)) {
+  int inferred = 0;
+  for (int64_t d : target_shape_) {
+    if (d == -1) ++inferred;
+    else if (d <= 0) layer_error("target_shape ", shape_str(target_shape_), " has a dimension <= 0");
+  }
+  if (target_shape_.empty() || inferred > 1)
+    layer_error("target_shape ", shape_str(target_shape_),
+                " must be non-empty with at most one -1");
+}
+
+std::unique_ptr<Layer> Reshape::from_config(const Json& config) {
+  Shape target;
+  for (const Json& d : config.at("target_shape").as_array()) target.push_back(d.as_int());
+  return std::make_unique<Reshape>(config.at("name").as_string(), target);
+}
+
+Shape Reshape::build(const Shape& input, Rng& /*rng*/) {
+  const int64_t n = shape_numel(input);
+  int64_t known = 1;
+  for (int64_t d : target_shape_)
+    if (d != -1) known *= d;
+  Shape out = target_shape_;
+  for (int64_t& d : out)
+    if (d == -1) d = known > 0 && n % known == 0 ? n / known : -1;
+  if (shape_numel(out) != n || n <= 0)
+    layer_error("cannot reshape ", shape_str(input), " (", n, " elements) to ",
+                shape_str(target_shape_));
+  input_shape_ = input;
+  output_shape_ = out;
+  return out;
+}
+
+Tensor Reshape::forward(const Tensor& x, bool /*training*/) {
+  if (input_shape_.empty()) layer_error("forward() called before build()");
+  if (x.ndim() != static_cast<int>(input_shape_.size()) + 1 ||
+      Shape(x.shape().begin() + 1, x.shape().end()) != input_shape_)
+    layer_error("expected input ", batch_shape_str(input_shape_), ", got ", shape_str(x.shape()));
+  Shape batch_out = {x.dim(0)};
+  batch_out.insert(batch_out.end(), output_shape_.begin(), output_shape_.end());
+  Tensor y = x.reshape(batch_out);
+  Tape& tape = Tape::current();
+  if (tape.wants({&x})) {
+    y.set_requires_grad(true);
+    // Same elements in the same order: the gradient passes straight through.
+    tape.record([x, y]() {
+      const float* dy = y.grad();
+      float* dx = x.grad();
+      for (int64_t i = 0; i < x.numel(); ++i) dx[i] += dy[i];
+    });
+  }
+  return y;
+}
+
+Json Reshape::config() const {
+  Json j = Layer::config();
+  Json shape = Json::array();
+  for (int64_t d : target_shape_) shape.push_back(static_cast<int>(d));
+  j["target_shape"] = shape;
+  return j;
+}
+
+}  // namespace fer
