@@ -2,13 +2,22 @@
 
 #include <set>
 
+#include "fer/architectures.h"
 #include "fer/error.h"
 #include "fer/npz.h"
 #include "layers/registry.h"
 
 namespace fer {
 
-Model Model::from_architecture(const Json& architecture, uint64_t seed) {
+Model Model::from_architecture(const Json& description, uint64_t seed) {
+  // A short description {"name", "options"} (what tools/convert_weights.py writes) is
+  // expanded by the registry; a full one (what fer saves) is used as it is.
+  const Json architecture = description.contains("network")
+                                ? description
+                                : make_architecture(description.get("name", ""),
+                                                    description.contains("options")
+                                                        ? description.at("options")
+                                                        : Json::object());
   Model m;
   m.architecture_ = architecture;
   m.name_ = architecture.get("name", "model");

@@ -25,7 +25,8 @@ struct NpzArrays;
 class Model {
  public:
   // A model from an architecture description (see architectures.h for where these come
-  // from): {"name", "options", "input_shape", "classes", "preprocess", "network"}.
+  // from): {"name", "options", "input_shape", "classes", "preprocess", "network"}, or
+  // just {"name", "options"}, which make_architecture() expands.
   // Builds the network and initializes its parameters from `seed`.
   static Model from_architecture(const Json& architecture, uint64_t seed = 42);
   // Loads FILE.npz: rebuilds the network from its JSON and loads every array, checking
