@@ -10,6 +10,7 @@
 #include "fer/autograd.h"
 #include "fer/cli.h"
 #include "fer/cli_args.h"
+#include "fer/cli_model_flags.h"
 #include "fer/error.h"
 #include "fer/evaluate.h"
 #include "fer/model.h"
@@ -141,15 +142,21 @@ int infer(int argc, char** argv) {
 }
 
 int summary(int argc, char** argv) {
-  Args args("summary", {{"model", "FILE|NAME", "model file (.npz) or architecture name"}}, argc, argv);
+  std::vector<FlagSpec> flags = {{"model", "FILE|NAME", "model file (.npz) or architecture name"}};
+  for (const FlagSpec& f : model_option_flags()) flags.push_back(f);
+  Args args("summary", flags, argc, argv);
   if (args.help()) {
-    std::printf("usage: fer summary --model FILE.npz\n\n%s", args.usage().c_str());
+    std::printf("usage: fer summary --model FILE.npz | NAME [options]\n\n%s", args.usage().c_str());
     return 0;
   }
   FER_CHECK(args.has("model"), "fer summary: --model FILE.npz (or an architecture name) is required");
   const std::string what = args.str("model");
   const bool is_file = what.size() > 4 && what.compare(what.size() - 4, 4, ".npz") == 0;
-  Model model = is_file ? Model::load(what) : Model::from_architecture(make_architecture(what));
+  Json options = Json::object();
+  read_model_options(args, options);
+  FER_CHECK(!is_file || options.size() == 0, "fer summary: architecture options apply to a "
+            "name, not to a model file");
+  Model model = is_file ? Model::load(what) : Model::from_architecture(make_architecture(what, options));
   std::printf("model %s, input %s, classes %zu\n", model.name().c_str(),
               shape_str(model.input_shape()).c_str(), model.classes().size());
   for (Parameter* p : model.parameters())

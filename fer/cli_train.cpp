@@ -8,6 +8,7 @@
 
 #include "fer/cli.h"
 #include "fer/cli_args.h"
+#include "fer/cli_model_flags.h"
 #include "fer/error.h"
 #include "fer/trainer.h"
 
@@ -24,9 +25,9 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-const std::vector<FlagSpec> kTrainFlags = {
-    {"model", "NAME", "architecture: cnn3 (default)"},
-    {"size", "PX", "input size in pixels (default 48)"},
+std::vector<FlagSpec> train_flags() {
+  std::vector<FlagSpec> flags = {
+    {"model", "NAME", "architecture: cnn3 (default), mobilenet_v1, mobilenet_v2, vgg16"},
     {"data", "DIR|CSV", "training data: class folders, or fer2013.csv (Usage=Training)"},
     {"val", "DIR|CSV", "validation data: class folders, or fer2013.csv (Usage=PublicTest)"},
     {"epochs", "N", "epochs (default 30)"},
@@ -50,7 +51,6 @@ const std::vector<FlagSpec> kTrainFlags = {
     {"early-stopping", "N", "stop after N epochs without improvement (0 = off)"},
     {"label-smoothing", "X", "label smoothing epsilon (default 0)"},
     {"class-weights", "MODE", "none (default) | balanced"},
-    {"dropout", "X", "dropout before the classifier (default 0.5)"},
     {"flip", "", "augment: random horizontal flip"},
     {"rotation", "DEG", "augment: random rotation range in degrees"},
     {"shift", "FRAC", "augment: random width and height shift (fraction)"},
@@ -67,7 +67,16 @@ const std::vector<FlagSpec> kTrainFlags = {
     {"out", "RUN", "run directory for best.npz, last.npz, history.csv (default runs/cnn3)"},
     {"resume", "RUN", "continue the run in RUN from its last checkpoint"},
     {"quiet", "", "no progress bar"},
-};
+    {"weights", "FILE", "start from the weights in FILE.npz (an ImageNet model, a checkpoint)"},
+    {"skip-mismatched", "", "with --weights: leave arrays that do not fit (a new head) as initialized"},
+    {"freeze-backbone", "", "train only the head (backbone weights and BatchNorm statistics fixed)"},
+    {"unfreeze-epoch", "N", "with --freeze-backbone: unfreeze the backbone from epoch N+1 on"},
+    {"backbone-lr-scale", "X", "learning-rate multiplier of the backbone's layers (default 1)"},
+  };
+  for (const FlagSpec& f : model_option_flags()) flags.push_back(f);
+  return flags;
+}
+const std::vector<FlagSpec> kTrainFlags = train_flags();
 
 }  // namespace
 
@@ -94,8 +103,12 @@ int train(int argc, char** argv) {
 
   TrainConfig c;
   c.model = args.str("model", c.model);
-  if (args.has("size")) c.model_options["size"] = args.integer("size", 48);
-  if (args.has("dropout")) c.model_options["dropout"] = args.number("dropout", 0.5);
+  read_model_options(args, c.model_options);
+  c.weights = args.str("weights", "");
+  c.skip_mismatched = args.flag("skip-mismatched");
+  c.freeze_backbone = args.flag("freeze-backbone");
+  c.unfreeze_epoch = args.integer("unfreeze-epoch", 0);
+  c.backbone_lr_scale = args.number("backbone-lr-scale", 1.0);
 
   // Data: explicit paths, else FER2013 at its default place, else the committed sample.
   const std::string fer2013 = default_fer2013_dir();

@@ -38,7 +38,8 @@ namespace fer {
   X(warmup_epochs) X(step_epochs) X(step_gamma) X(min_lr) X(plateau_patience)             \
   X(plateau_factor) X(plateau_min_lr) X(monitor) X(early_stopping) X(label_smoothing)     \
   X(class_weights) X(augment) X(max_per_class) X(val_max_per_class) X(skip_bad) X(seed)   \
-  X(workers) X(quiet)
+  X(workers) X(quiet) X(weights) X(skip_mismatched) X(freeze_backbone) X(unfreeze_epoch)  \
+  X(backbone_lr_scale)
 
 namespace {
 void read_field(const Json& j, const char* key, std::string& v) { v = j.get(key, v.c_str()); }
@@ -203,6 +204,19 @@ double saved_best_accuracy(const std::string& path) {
   return Json::parse(best.strings.at("training")).get("val_accuracy", -1.0);
 }
 
+// The network's top-level child "backbone", or nullptr.
+Layer* find_backbone(Model& model) {
+  for (size_t i = 0; i < model.net().size(); ++i)
+    if (model.net().layer(i).name() == "backbone") return &model.net().layer(i);
+  return nullptr;
+}
+
+// Frozen for the whole run, or until unfreeze_epoch (staged fine-tuning). A function of
+// the epoch alone, so --resume lands in the same stage.
+bool backbone_frozen_at(const TrainConfig& cfg, int epoch) {
+  return cfg.freeze_backbone && (cfg.unfreeze_epoch <= 0 || epoch < cfg.unfreeze_epoch);
+}
+
 TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzArrays* resume_from) {
   make_dirs(cfg.out);
   const std::string history = cfg.out + "/history.csv";
@@ -237,8 +251,15 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
   const int64_t steps_per_epoch = loader.batches_per_epoch();
 
   // Optimization.
+  Layer* backbone = find_backbone(model);
+  FER_CHECK(backbone || (!cfg.freeze_backbone && cfg.backbone_lr_scale == 1), "model '",
+            model.name(), "' has no backbone to freeze or to train at its own learning rate "
+            "(--freeze-backbone and --backbone-lr-scale are for the ImageNet architectures)");
   std::vector<Parameter*> params = model.parameters();
   auto optimizer = optim::make_optimizer(cfg.optimizer, params, optimizer_options(cfg));
+  if (backbone && cfg.backbone_lr_scale != 1)
+    for (Parameter* p : backbone->parameters())
+      if (p->trainable) optimizer->set_lr_scale(p->name, static_cast<float>(cfg.backbone_lr_scale));
   auto schedule = optim::make_schedule(cfg.schedule, schedule_options(cfg));
   const std::string plateau_mode = cfg.monitor == "val_loss" ? "min" : "max";
   optim::ReduceLROnPlateau plateau(plateau_mode, static_cast<float>(cfg.plateau_factor),
@@ -253,6 +274,13 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
   TrainResult result;
   for (int epoch = st.epoch; epoch < cfg.epochs; ++epoch) {
     loader.start_epoch(epoch);
+    if (backbone) {
+      const bool frozen = backbone_frozen_at(cfg, epoch);
+      if (!cfg.quiet && cfg.freeze_backbone && frozen != backbone->frozen())
+        std::fprintf(stderr, "backbone %s\n", frozen ? "frozen (training the head only)"
+                                                     : "unfrozen (fine-tuning everything)");
+      backbone->set_frozen(frozen);
+    }
     model.net().reseed(cfg.seed * 0x9E3779B97F4A7C15ull + static_cast<uint64_t>(epoch));
     ProgressBar bar(epoch + 1, cfg.epochs, steps_per_epoch, cfg.quiet);
     data::Batch batch;
@@ -369,6 +397,10 @@ void TrainConfig::validate() const {
   FER_CHECK(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing must be in [0, 1), got ",
             label_smoothing);
   FER_CHECK(expect_height >= 0 && expect_width >= 0, "--expect-size must be positive");
+  FER_CHECK(!skip_mismatched || !weights.empty(), "--skip-mismatched needs --weights FILE");
+  FER_CHECK(unfreeze_epoch >= 0, "--unfreeze-epoch must be >= 0, got ", unfreeze_epoch);
+  FER_CHECK(unfreeze_epoch == 0 || freeze_backbone, "--unfreeze-epoch needs --freeze-backbone");
+  FER_CHECK(backbone_lr_scale >= 0, "--backbone-lr-scale must be >= 0, got ", backbone_lr_scale);
   optim::make_schedule(schedule, schedule_options(*this));  // throws on bad schedule settings
   data::Augment::from_json(augment).check();
 }
@@ -377,6 +409,17 @@ TrainResult train(const TrainConfig& config) {
   config.validate();
   Model model = Model::from_architecture(make_architecture(config.model, config.model_options),
                                          config.seed);
+  if (!config.weights.empty()) {
+    const NpzArrays arrays = read_npz(config.weights);
+    const int loaded = model.load_weights(arrays, config.weights, config.skip_mismatched);
+    const int total = static_cast<int>(model.parameters().size());
+    FER_CHECK(loaded > 0, config.weights, ": no array fits model '", model.name(),
+              "' (is it the same architecture, with the same --alpha?)");
+    if (!config.quiet)
+      std::fprintf(stderr, "weights: %d of %d arrays from %s%s\n", loaded, total,
+                   config.weights.c_str(),
+                   loaded < total ? " (the rest keep their fresh initialization)" : "");
+  }
   make_dirs(config.out);
   std::remove((config.out + "/history.csv").c_str());  // a new run starts a new history
   return run(config, model, TrainState(), nullptr);

@@ -44,6 +44,14 @@ struct TrainConfig {
   int val_max_per_class = 0;
   bool skip_bad = false;
   int expect_height = 0, expect_width = 0;  // required image size (0 = any; others resized)
+  // Transfer learning. The network's child "backbone" (ImageNet architectures have one)
+  // can be frozen -- weights fixed, BatchNorm on its running statistics -- for the whole
+  // run or until epoch unfreeze_epoch, and trained at backbone_lr_scale times the lr.
+  std::string weights;           // initial weights (.npz); empty = fresh initialization
+  bool skip_mismatched = false;  // keep arrays of `weights` that do not fit as initialized
+  bool freeze_backbone = false;
+  int unfreeze_epoch = 0;        // 0 = never (with freeze_backbone)
+  double backbone_lr_scale = 1;
   uint64_t seed = 42;
   int workers = 1;
   bool quiet = false;
@@ -61,7 +69,7 @@ struct TrainResult {
   double last_train_images_per_s = 0;
 };
 
-// Trains from scratch (or from --weights, later) into config.out.
+// Trains from scratch (or from config.weights) into config.out.
 TrainResult train(const TrainConfig& config);
 // Continues the run in `run_dir` from last.npz; `epochs_override` > 0 replaces the epoch
 // budget (to extend a finished run).
