@@ -405,12 +405,34 @@ void TrainConfig::validate() const {
   data::Augment::from_json(augment).check();
 }
 
-TrainResult train(const TrainConfig& config) {
-  config.validate();
+namespace {
+
+// A weights file of the same architecture fixes the options the weights depend on: the
+// width (alpha, depth_multiplier), the padding and BatchNorm epsilon they were trained
+// with, and the input scaling. Options given explicitly win.
+void inherit_weight_options(TrainConfig& config, const NpzArrays& arrays) {
+  if (!arrays.strings.count("architecture")) return;
+  const Json arch = Json::parse(arrays.strings.at("architecture"));
+  if (arch.get("name", "") != config.model || !arch.contains("options")) return;
+  const Json& from = arch.at("options");
+  for (const char* key : {"alpha", "depth_multiplier", "padding", "bn_epsilon", "scale", "channels"})
+    if (from.contains(key) && !config.model_options.contains(key))
+      config.model_options[key] = from.at(key);
+}
+
+}  // namespace
+
+TrainResult train(const TrainConfig& original) {
+  original.validate();
+  TrainConfig config = original;
+  NpzArrays arrays;
+  if (!config.weights.empty()) {
+    arrays = read_npz(config.weights);
+    inherit_weight_options(config, arrays);
+  }
   Model model = Model::from_architecture(make_architecture(config.model, config.model_options),
                                          config.seed);
   if (!config.weights.empty()) {
-    const NpzArrays arrays = read_npz(config.weights);
     const int loaded = model.load_weights(arrays, config.weights, config.skip_mismatched);
     const int total = static_cast<int>(model.parameters().size());
     FER_CHECK(loaded > 0, config.weights, ": no array fits model '", model.name(),
