@@ -27,6 +27,23 @@ Model load_model_flag(const Args& args, const std::string& command) {
   return Model::load(args.str("model"));
 }
 
+// The names Sequential::forward_until can stop at, in order: every layer on the main path,
+// entering plain Sequentials but not Residuals (the same rule forward_until follows).
+void collect_stop_points(Sequential& seq, std::vector<std::string>& out) {
+  for (size_t i = 0; i < seq.size(); ++i) {
+    Layer& child = seq.layer(i);
+    out.push_back(child.name());
+    auto* inner = dynamic_cast<Sequential*>(&child);
+    if (inner && inner->type() == "Sequential") collect_stop_points(*inner, out);
+  }
+}
+
+std::vector<std::string> stop_points(Sequential& net) {
+  std::vector<std::string> names;
+  collect_stop_points(net, names);
+  return names;
+}
+
 }  // namespace
 
 int eval(int argc, char** argv) {
@@ -94,10 +111,14 @@ int predict(int argc, char** argv) {
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + k, order.end(),
                       [&](int a, int b) { return p[a] > p[b]; });
-    std::printf("%s: %s %.3f", path.c_str(), model.classes()[order[0]].c_str(), p[order[0]]);
-    for (int i = 1; i < k; ++i)
-      std::printf("%s%s %.3f", i == 1 ? "  (" : ", ", model.classes()[order[i]].c_str(), p[order[i]]);
-    std::printf("%s\n", k > 1 ? ")" : "");
+    if (k == 1) {  // one line per image: other tools parse "FILE: LABEL PROB"
+      std::printf("%s: %s %.3f\n", path.c_str(), model.classes()[order[0]].c_str(), p[order[0]]);
+      continue;
+    }
+    // One line per class: ImageNet labels ("tabby, tabby cat") are long and have commas.
+    std::printf("%s: top %d of %zu classes\n", path.c_str(), k, p.size());
+    for (int i = 0; i < k; ++i)
+      std::printf("  %d. %.4f  %s\n", i + 1, p[order[i]], model.classes()[order[i]].c_str());
   }
   return 0;
 }
@@ -107,17 +128,33 @@ int infer(int argc, char** argv) {
             {{"model", "FILE", "model file (.npz)"},
              {"input", "X.npy", "NHWC float32 batch, already preprocessed"},
              {"output", "Y.npy", "where to write the pre-softmax outputs [N, classes]"},
+             {"layer", "NAME", "write this layer's output [N, ...] instead (e.g. the pooled "
+                               "features); names as in the model's layer tree"},
              {"batch", "B", "images per forward pass (default 64)"},
              {"threads", "N", "compute threads"}},
             argc, argv);
   if (args.help()) {
-    std::printf("usage: fer infer --model FILE.npz --input X.npy --output Y.npy\n\n%s",
+    std::printf("usage: fer infer --model FILE.npz --input X.npy --output Y.npy [--layer NAME]\n\n%s",
                 args.usage().c_str());
     return 0;
   }
   set_threads(args.integer("threads", 0));
   FER_CHECK(args.has("input") && args.has("output"), "fer infer: --input and --output are required");
   Model model = load_model_flag(args, "infer");
+  const std::string layer = args.str("layer");
+  if (!layer.empty()) {
+    const std::vector<std::string> names = stop_points(model.net());
+    if (std::find(names.begin(), names.end(), layer) == names.end()) {
+      // A few names spread over the network, the last one included.
+      std::string some;
+      const size_t step = std::max<size_t>(1, names.size() / 6);
+      for (size_t i = step - 1; i < names.size(); i += step)
+        some += (some.empty() ? "" : ", ") + names[i];
+      if (names.size() % step != 0) some += ", " + names.back();
+      fail(args.str("model"), ": no layer '", layer, "' on the main path of model '", model.name(),
+           "' (", names.size(), " layers, e.g. ", some, ")");
+    }
+  }
   const Tensor x = read_npy(args.str("input"));
   try {
     model.check_input(x);
@@ -125,16 +162,29 @@ int infer(int argc, char** argv) {
     fail(args.str("input"), ": ", e.what());
   }
   const int64_t n = x.dim(0), per = x.numel() / std::max<int64_t>(n, 1);
-  const int64_t classes = static_cast<int64_t>(model.classes().size());
   const int64_t b = std::max(1, args.integer("batch", 64));
-  Tensor y({n, classes});
+  // The output shape is known once the first batch has run (a layer's output may be 4-D).
+  Tensor y;
+  int64_t out_per = 0;
   NoGradGuard no_grad;
   for (int64_t start = 0; start < n; start += b) {
     const int64_t m = std::min(b, n - start);
     Tensor chunk({m, x.dim(1), x.dim(2), x.dim(3)});
     std::copy(x.data() + start * per, x.data() + (start + m) * per, chunk.data());
-    const Tensor out = model.forward(chunk, false);
-    std::copy(out.data(), out.data() + m * classes, y.data() + start * classes);
+    bool found = true;
+    const Tensor out = layer.empty() ? model.forward(chunk, false)
+                                     : model.net().forward_until(chunk, layer, false, &found);
+    FER_CHECK(found, "layer '", layer, "' was not reached");  // stop_points() said it would be
+    if (!y.defined()) {
+      Shape shape = out.shape();
+      shape[0] = n;
+      y = Tensor(shape);
+      out_per = out.numel() / m;
+    }
+    std::copy(out.data(), out.data() + m * out_per, y.data() + start * out_per);
+  }
+  if (!y.defined()) {  // an empty batch: [0, classes] (or [0] for a layer never run)
+    y = layer.empty() ? Tensor({0, static_cast<int64_t>(model.classes().size())}) : Tensor({0});
   }
   write_npy(args.str("output"), y);
   std::fprintf(stderr, "wrote %s %s\n", args.str("output").c_str(), shape_str(y.shape()).c_str());

@@ -29,6 +29,23 @@ Tensor Sequential::forward(const Tensor& x, bool training) {
   return h;
 }
 
+Tensor Sequential::forward_until(const Tensor& x, const std::string& name, bool training,
+                                 bool* found) {
+  *found = false;
+  Tensor h = x;
+  for (auto& layer : layers_) {
+    auto* child = dynamic_cast<Sequential*>(layer.get());
+    if (child && child->type() == "Sequential" && layer->name() != name) {
+      h = child->forward_until(h, name, training, found);
+    } else {
+      h = layer->forward(h, training);
+      *found = layer->name() == name;
+    }
+    if (*found) return h;
+  }
+  return h;
+}
+
 std::vector<Parameter*> Sequential::parameters() {
   std::vector<Parameter*> all;
   for (auto& layer : layers_)

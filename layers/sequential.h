@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "layers/layer.h"
@@ -19,6 +20,13 @@ class Sequential : public Layer {
 
   Shape build(const Shape& input, Rng& rng) override;
   Tensor forward(const Tensor& x, bool training) override;
+  // Runs the children in order and stops after the one named `name`, returning its output
+  // (features from inside a network: `fer infer --layer`). Plain Sequential children are
+  // entered, so any layer along the main path can be a stop point; a Residual (or other
+  // subclass) is a stop point as a whole but is not entered, since stopping inside it
+  // would skip the addition of its input. Sets *found; when the name is not on the path,
+  // *found is false and the result is the full output.
+  Tensor forward_until(const Tensor& x, const std::string& name, bool training, bool* found);
   std::vector<Parameter*> parameters() override;
   Json config() const override;  // {"type": "Sequential", "name", "layers": [...]}
   void set_frozen(bool frozen) override;
