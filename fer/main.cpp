@@ -15,7 +15,7 @@ const char* kUsage =
     "  train    train a model (cnn3) on FER2013 folders or fer2013.csv\n"
     "  eval     accuracy, per-class precision/recall/F1 and confusion matrix of a model\n"
     "  predict  the emotion of each face image\n"
-    "  infer    run a model on a preprocessed NHWC .npy batch, write the logits as .npy\n"
+    "  infer    run a model on a preprocessed NHWC .npy batch, write the logits (or --layer NAME's output) as .npy\n"
     "  summary  the layers, output shapes and parameter counts of a model\n";
 }
 
