@@ -30,9 +30,14 @@ Shape Reshape::build(const Shape& input, Rng& /*rng*/) {
   for (int64_t d : target_shape_)
     if (d != -1) known *= d;
   Shape out = target_shape_;
+  bool fits = n > 0;
   for (int64_t& d : out)
-    if (d == -1) d = known > 0 && n % known == 0 ? n / known : -1;
-  if (shape_numel(out) != n || n <= 0)
+    if (d == -1) {
+      fits = fits && known > 0 && n % known == 0;
+      d = fits ? n / known : 1;
+    }
+  // (shape_numel of a shape still holding -1 would throw without naming the layer.)
+  if (!fits || shape_numel(out) != n)
     layer_error("cannot reshape ", shape_str(input), " (", n, " elements) to ",
                 shape_str(target_shape_));
   input_shape_ = input;
