@@ -223,8 +223,8 @@ TEST(DepthwiseConv2DLayer, GradientsMatchFiniteDifferences) {
 
 TEST(DepthwiseConv2DLayer, ErrorsNameTheLayer) {
   Rng rng(1);
-  EXPECT_NE(error_of([] { DepthwiseConv2D("dw", {3, 3}, {1, 1}, "same", true, 2); })
-                .find("layer 'dw' (DepthwiseConv2D): depth_multiplier 2"),
+  EXPECT_NE(error_of([] { DepthwiseConv2D("dw", {3, 3}, {1, 1}, "same", true, 0); })
+                .find("layer 'dw' (DepthwiseConv2D): depth_multiplier must be >= 1, got 0"),
             std::string::npos);
   DepthwiseConv2D dw("dw2", {3, 3}, {1, 1}, "same");
   dw.build({12, 12, 8}, rng);
@@ -428,8 +428,13 @@ TEST(ConvLayersConfig, ReadsKerasStyleConfigs) {
   EXPECT_NE(e.find("layer 'c1'"), std::string::npos) << e;
   EXPECT_NE(e.find("relu"), std::string::npos) << e;
   EXPECT_THROW(DepthwiseConv2D::from_config(Json::parse(
-                   R"({"type": "DepthwiseConv2D", "name": "d", "kernel_size": [3, 3], "depth_multiplier": 2})")),
+                   R"({"type": "DepthwiseConv2D", "name": "d", "kernel_size": [3, 3], "depth_multiplier": 0})")),
                Error);
+  // A Keras depth multiplier is read, not dropped: the layer outputs C * M channels.
+  auto dm = DepthwiseConv2D::from_config(Json::parse(
+      R"({"type": "DepthwiseConv2D", "name": "d", "kernel_size": [3, 3], "padding": "same", "depth_multiplier": 3})"));
+  Rng rng(2);
+  EXPECT_EQ(dm->build({5, 5, 4}, rng), (Shape{5, 5, 12}));
 }
 
 }  // namespace
