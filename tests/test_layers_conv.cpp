@@ -433,8 +433,8 @@ TEST(ConvLayersConfig, ReadsKerasStyleConfigs) {
   // A Keras depth multiplier is read, not dropped: the layer outputs C * M channels.
   auto dm = DepthwiseConv2D::from_config(Json::parse(
       R"({"type": "DepthwiseConv2D", "name": "d", "kernel_size": [3, 3], "padding": "same", "depth_multiplier": 3})"));
-  Rng rng(2);
-  EXPECT_EQ(dm->build({5, 5, 4}, rng), (Shape{5, 5, 12}));
+  Rng rng2(2);
+  EXPECT_EQ(dm->build({5, 5, 4}, rng2), (Shape{5, 5, 12}));
 }
 
 }  // namespace
