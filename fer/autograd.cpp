@@ -44,6 +44,10 @@ void Tape::run_all() {
   entries_.clear();
 }
 
+void Tape::wrap_since(size_t first, const std::function<Backward(Backward)>& wrap) {
+  for (size_t i = first; i < entries_.size(); ++i) entries_[i] = wrap(std::move(entries_[i]));
+}
+
 void backward(Tensor& loss) { Tape::current().backward(loss); }
 
 }  // namespace fer

@@ -12,6 +12,7 @@ int eval(int argc, char** argv);
 int predict(int argc, char** argv);
 int infer(int argc, char** argv);
 int summary(int argc, char** argv);
+int bench(int argc, char** argv);    // fer/cli_bench.cpp
 
 // Where FER2013 is looked for when --data is not given: $FER2013_DIR, then
 // ../shared/datasets/fer2013 (from the current directory, then from the source tree).

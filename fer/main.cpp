@@ -16,7 +16,8 @@ const char* kUsage =
     "  eval     accuracy, per-class precision/recall/F1 and confusion matrix of a model\n"
     "  predict  the emotion of each face image\n"
     "  infer    run a model on a preprocessed NHWC .npy batch, write the logits (or --layer NAME's output) as .npy\n"
-    "  summary  the layers, output shapes and parameter counts of a model\n";
+    "  summary  the layers, output shapes and parameter counts of a model\n"
+    "  bench    training / inference speed of an architecture (images/s; --profile: per layer)\n";
 }
 
 int main(int argc, char** argv) {
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
     if (command == "predict") return fer::cli::predict(argc - 2, argv + 2);
     if (command == "infer") return fer::cli::infer(argc - 2, argv + 2);
     if (command == "summary") return fer::cli::summary(argc - 2, argv + 2);
+    if (command == "bench") return fer::cli::bench(argc - 2, argv + 2);
     std::fprintf(stderr, "fer: unknown command '%s'\n\n%s", command.c_str(), kUsage);
     return 2;
   } catch (const fer::Error& e) {

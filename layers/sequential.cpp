@@ -1,10 +1,22 @@
 #include "layers/sequential.h"
 
+#include <chrono>
 #include <set>
 
+#include "fer/autograd.h"
 #include "layers/registry.h"
 
 namespace fer {
+
+namespace {
+thread_local LayerProfiler* active_profiler = nullptr;
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+}  // namespace
+
+void Sequential::set_profiler(LayerProfiler* profiler) { active_profiler = profiler; }
 
 Sequential& Sequential::add(std::unique_ptr<Layer> layer) {
   layers_.push_back(std::move(layer));
@@ -24,8 +36,37 @@ Shape Sequential::build(const Shape& input, Rng& rng) {
 }
 
 Tensor Sequential::forward(const Tensor& x, bool training) {
+  if (active_profiler) return forward_profiled(x, training, *active_profiler);
   Tensor h = x;
   for (auto& layer : layers_) h = layer->forward(h, training);
+  return h;
+}
+
+// Times each leaf child's forward call, and wraps the tape entries that call recorded so
+// that their backward time is reported under the same layer. Container children time
+// their own leaves (what a Residual adds outside its body is counted by nobody).
+Tensor Sequential::forward_profiled(const Tensor& x, bool training, LayerProfiler& profiler) {
+  Tape& tape = Tape::current();
+  Tensor h = x;
+  for (auto& child : layers_) {
+    const Layer* leaf = child.get();
+    if (dynamic_cast<const Sequential*>(leaf)) {
+      h = child->forward(h, training);
+      continue;
+    }
+    const size_t first = tape.size();
+    const auto start = std::chrono::steady_clock::now();
+    h = child->forward(h, training);
+    profiler.record(*leaf, false, seconds_since(start));
+    LayerProfiler* p = &profiler;
+    tape.wrap_since(first, [p, leaf](Tape::Backward fn) -> Tape::Backward {
+      return [p, leaf, fn = std::move(fn)]() {
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        p->record(*leaf, true, seconds_since(t0));
+      };
+    });
+  }
   return h;
 }
 

@@ -11,6 +11,16 @@
 
 namespace fer {
 
+// Receives the time of each leaf layer's forward pass and of the backward closures it
+// recorded, while installed with Sequential::set_profiler (`fer bench --profile`). When
+// none is installed Sequential::forward tests one pointer and nothing else, so ordinary
+// runs pay nothing measurable.
+class LayerProfiler {
+ public:
+  virtual ~LayerProfiler() = default;
+  virtual void record(const Layer& leaf, bool backward, double seconds) = 0;
+};
+
 class Sequential : public Layer {
  public:
   explicit Sequential(std::string name) : Layer(std::move(name)) {}
@@ -40,7 +50,12 @@ class Sequential : public Layer {
   std::vector<Layer*> leaves();
   Shape output_shape() const { return output_shape_; }
 
+  // Installs `profiler` for the calling thread (nullptr removes it). It must stay alive
+  // until the backward passes of every forward run under it have run: their closures call it.
+  static void set_profiler(LayerProfiler* profiler);
+
  private:
+  Tensor forward_profiled(const Tensor& x, bool training, LayerProfiler& profiler);
   std::vector<std::unique_ptr<Layer>> layers_;
   Shape output_shape_;
 };
