@@ -10,9 +10,12 @@
 // matrix. As in BLAS, beta == 0 makes C write-only: its old contents (even NaN) are
 // ignored, so callers need not clear the output first.
 //
-// Every layer calls `sgemm`, never Eigen directly, so that the implementation can be
-// swapped (a later step replaces it with our own Highway kernel) without touching them.
+// Every layer calls `sgemm`, never an implementation directly, so that the
+// implementation can be swapped without touching them.
 #pragma once
+
+#include <cstdint>
+#include <vector>
 
 namespace fer::kernels {
 
@@ -20,10 +23,37 @@ namespace fer::kernels {
 void sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
                int lda, const float* b, int ldb, float beta, float* c, int ldc);
 
-// Eigen's blocked, vectorized GEMM (multithreaded with OpenMP; it runs single-threaded
-// when called from inside an OpenMP parallel region, so it never oversubscribes).
+// The one the layers call: sgemm_hwy, which measured at least as fast as Eigen at every
+// shape fer produces (see gemm.cpp). Both are multithreaded with OpenMP and run
+// single-threaded when called from inside an OpenMP parallel region, so they never
+// oversubscribe.
 void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
            int lda, const float* b, int ldb, float beta, float* c, int ldc);
+
+// Eigen's blocked, vectorized GEMM: the baseline sgemm_hwy is measured against.
+void sgemm_eigen(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+                 int lda, const float* b, int ldb, float beta, float* c, int ldc);
+
+// fer's own GEMM (kernels/gemm_hwy.cpp): Goto-style blocking around an FMA micro-kernel
+// written with Google Highway, compiled for AVX-512, AVX2, SSE4, SSSE3 and scalar code;
+// the best target the CPU supports is chosen at run time.
+void sgemm_hwy(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a,
+               int lda, const float* b, int ldb, float beta, float* c, int ldc);
+
+// For tests and benchmarks, which run sgemm_hwy on each of its targets in turn:
+//   sgemm_hwy_targets: the Highway targets (HWY_AVX3, HWY_AVX2, ...) sgemm_hwy was compiled
+//     for and this CPU supports, best first (hwy::SupportedAndGeneratedTargets as seen from
+//     gemm_hwy.cpp, whose target list differs from a -march=native file's);
+//   sgemm_hwy_force_target: hwy::SetSupportedTargetsForTest(target), 0 to undo;
+//   sgemm_hwy_dispatched_target: the target the next sgemm_hwy call runs;
+//   sgemm_hwy_target_name: "AVX3", "AVX2", ...
+// They exist so that callers need not include Highway's headers: Highway 1.0.3 fails to
+// compile under -march=native on CPUs with AVX-512 VNNI/VBMI2 (detect_targets.h: "best
+// baseline should be included in dynamic targets").
+std::vector<int64_t> sgemm_hwy_targets();
+void sgemm_hwy_force_target(int64_t target);
+int64_t sgemm_hwy_dispatched_target();
+const char* sgemm_hwy_target_name(int64_t target);
 
 // The two bias helpers of a layer that ends in a GEMM, for a contiguous rows x cols
 // matrix (one row per example or pixel, one column per output unit or channel):
