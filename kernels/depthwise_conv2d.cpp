@@ -85,10 +85,12 @@ void depthwise_conv2d_backward_weights_ref(const Conv2DGeometry& g, const float*
         }
 }
 
-// ---- Fast: channels innermost, threads over output (or input) rows ------------------
+// ---- Loops: channels innermost, threads over output (or input) rows -----------------
+// Any window and stride. The public depthwise_conv2d_* (depthwise_conv2d_hwy.cpp) use
+// these for windows other than 3x3 or strides other than 1 and 2.
 
-void depthwise_conv2d_forward(const Conv2DGeometry& g, const float* x, const float* kernel,
-                              const float* bias, float* y) {
+void depthwise_conv2d_forward_loops(const Conv2DGeometry& g, const float* x,
+                                    const float* kernel, const float* bias, float* y) {
   const int C = g.c;
 #pragma omp parallel for collapse(2) schedule(static)
   for (int n = 0; n < g.n; ++n)
@@ -111,8 +113,8 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, const float* x, const flo
       }
 }
 
-void depthwise_conv2d_backward_input(const Conv2DGeometry& g, const float* dy,
-                                     const float* kernel, float* dx) {
+void depthwise_conv2d_backward_input_loops(const Conv2DGeometry& g, const float* dy,
+                                           const float* kernel, float* dx) {
   const int C = g.c;
   // A gather over input pixels: each thread owns whole rows of dx, so no two threads add
   // into the same place (a scatter over output rows would collide when windows overlap).
@@ -140,8 +142,8 @@ void depthwise_conv2d_backward_input(const Conv2DGeometry& g, const float* dy,
       }
 }
 
-void depthwise_conv2d_backward_weights(const Conv2DGeometry& g, const float* x,
-                                       const float* dy, float* dkernel, float* dbias) {
+void depthwise_conv2d_backward_weights_loops(const Conv2DGeometry& g, const float* x,
+                                             const float* dy, float* dkernel, float* dbias) {
   if (!dkernel && !dbias) return;
   const int C = g.c;
   const int64_t kernel_size = int64_t(g.kh) * g.kw * C;

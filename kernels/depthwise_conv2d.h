@@ -15,10 +15,17 @@
 //   dbias[c]         += sum_{n,oh,ow} dy[n,oh,ow,c]
 // Backward functions ADD into their outputs; dkernel / dbias may be nullptr (skipped).
 //
-// There is too little work per weight for a GEMM to pay off, so the fast versions are
-// loops ordered with channels innermost (contiguous in NHWC: they vectorize) and split
-// over threads by rows of the image.
+// There is too little work per weight for a GEMM to pay off. The public functions are
+// Highway SIMD kernels (kernels/depthwise_conv2d_hwy.cpp, dispatched at run time to the
+// best of AVX-512 / AVX2 / SSE4 / SSSE3 / scalar): one vector holds consecutive channels
+// (contiguous in NHWC), 3x3 windows with stride 1 or 2 have their own code, and threads
+// split the image rows. Other windows and strides go to the `_loops` versions: plain
+// loops with channels innermost that the compiler vectorizes (kept also as the baseline
+// for bench/bench_depthwise.cpp).
 #pragma once
+
+#include <cstdint>
+#include <vector>
 
 #include "kernels/padding.h"
 
@@ -28,15 +35,30 @@ void depthwise_conv2d_forward_ref(const Conv2DGeometry& g, const float* x, const
                                   const float* bias, float* y);
 void depthwise_conv2d_forward(const Conv2DGeometry& g, const float* x, const float* kernel,
                               const float* bias, float* y);
+void depthwise_conv2d_forward_loops(const Conv2DGeometry& g, const float* x,
+                                    const float* kernel, const float* bias, float* y);
 
 void depthwise_conv2d_backward_input_ref(const Conv2DGeometry& g, const float* dy,
                                          const float* kernel, float* dx);
 void depthwise_conv2d_backward_input(const Conv2DGeometry& g, const float* dy,
                                      const float* kernel, float* dx);
+void depthwise_conv2d_backward_input_loops(const Conv2DGeometry& g, const float* dy,
+                                           const float* kernel, float* dx);
 
 void depthwise_conv2d_backward_weights_ref(const Conv2DGeometry& g, const float* x,
                                            const float* dy, float* dkernel, float* dbias);
 void depthwise_conv2d_backward_weights(const Conv2DGeometry& g, const float* x,
                                        const float* dy, float* dkernel, float* dbias);
+void depthwise_conv2d_backward_weights_loops(const Conv2DGeometry& g, const float* x,
+                                             const float* dy, float* dkernel, float* dbias);
+
+// For tests and benchmarks, as sgemm_hwy_* in kernels/gemm.h (and without Highway's
+// headers, which do not compile under -march=native here): the Highway targets compiled
+// and supported by this CPU (best first), forcing one (0 undoes), the target the next call
+// runs, and a target's name.
+std::vector<int64_t> depthwise_hwy_targets();
+void depthwise_hwy_force_target(int64_t target);
+int64_t depthwise_hwy_dispatched_target();
+const char* depthwise_hwy_target_name(int64_t target);
 
 }  // namespace fer::kernels

@@ -1,0 +1,534 @@
+// Depthwise 3x3 convolution (stride 1 or 2, NHWC) in Google Highway, compiled for every x86
+// SIMD level and dispatched at run time; the semantics are those of depthwise_conv2d.h.
+//
+// One vector holds N consecutive channels of one pixel (channels are innermost in NHWC, and
+// depthwise never mixes them), so every tap is one load and one FMA with no shuffles. The
+// last, partial group of channels (C not a multiple of N) runs the same code with masked
+// loads and stores. Work is split into rows of the image (n, row), contiguous ranges per
+// thread; within a row, the loop over channel groups is outside the loop over columns, so
+// the group's 9 kernel vectors (forward, backward to the input) or 9 gradient accumulators
+// (backward to the weights) stay in registers for the whole row.
+//
+// Each row first finds which of its 3 window rows exist (padding): rows that have all of
+// them (nearly all) take a path whose interior columns check nothing; the first and last
+// columns, and rows at the top and bottom edges, check every tap.
+#include "kernels/depthwise_conv2d.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/depthwise_conv2d_hwy.cpp"
+#include <hwy/foreach_target.h>  // re-includes this file once per SIMD target
+
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace fer::kernels::HWY_NAMESPACE {
+namespace dw_hwy {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using D = hn::ScalableTag<float>;
+using V = hn::Vec<D>;
+using M = hn::Mask<D>;
+
+// Loads and stores of one group of channels: a full vector, or (kTail) the first `count`
+// lanes only, so that the last group never touches memory past the channel count (nor,
+// through a read-modify-write, floats that another thread owns).
+template <bool kTail>
+struct Group {
+  D d;
+  M m;  // FirstN(count)
+  size_t count;
+  HWY_INLINE V Load(const float* p) const {
+    if constexpr (kTail) {
+#if HWY_TARGET <= HWY_AVX2
+      return hn::MaskedLoad(m, d, p);  // vmaskmov / AVX-512 masks: no access past count
+#else
+      // Highway 1.0.3's MaskedLoad below AVX2 is an aligned full-vector load (faults on
+      // unaligned pointers, reads past the end), so copy the tail through the stack.
+      HWY_ALIGN float buf[HWY_LANES(float)] = {};
+      for (size_t i = 0; i < count; ++i) buf[i] = p[i];
+      return hn::Load(d, buf);
+#endif
+    } else {
+      return hn::LoadU(d, p);
+    }
+  }
+  HWY_INLINE void Store(V v, float* p) const {
+    if constexpr (kTail) hn::BlendedStore(v, m, d, p);
+    else hn::StoreU(v, d, p);
+  }
+};
+
+// The columns whose whole window lies inside the image: ow in [*lo, *hi), where
+// iw0 = ow * S - pad_left >= 0 and iw0 + 2 < w.
+template <int S>
+HWY_INLINE void interior_columns(const Conv2DGeometry& g, int* lo, int* hi) {
+  *lo = std::min((g.pad_left + S - 1) / S, g.ow);
+  const int last = g.w - 3 + g.pad_left;  // largest ow * S allowed
+  *hi = last < 0 ? *lo : std::max(*lo, std::min(last / S + 1, g.ow));
+}
+
+// Asks for `floats` floats from p into the cache, one request per 64-byte line. Within a
+// row the channel groups are the outer loop, so each pass strides through memory C floats
+// at a time; with the next row's new data requested in advance, a batch too large for the
+// caches still streams from memory (without it, stride-2 layers with few columns and many
+// channels ran slower than plain pixel-by-pixel loops).
+HWY_INLINE void PrefetchRow(const float* p, int64_t floats) {
+  for (int64_t i = 0; i < floats; i += 16) hwy::Prefetch(p + i);
+}
+
+// ---- Forward ------------------------------------------------------------------------
+
+// y[ow] for one column with every tap checked (edges of the image).
+template <int S, bool kTail>
+HWY_INLINE V ForwardChecked(const Conv2DGeometry& g, const Group<kTail>& grp,
+                            const float* const* r, const bool* rv, const V* k, V acc, int ow) {
+  const int iw0 = ow * S - g.pad_left;
+  HWY_UNROLL(3)
+  for (int kh = 0; kh < 3; ++kh) {
+    if (!rv[kh]) continue;
+    HWY_UNROLL(3)
+    for (int kw = 0; kw < 3; ++kw) {
+      const int iw = iw0 + kw;
+      if (iw < 0 || iw >= g.w) continue;
+      acc = hn::MulAdd(grp.Load(r[kh] + int64_t(iw) * g.c), k[kh * 3 + kw], acc);
+    }
+  }
+  return acc;
+}
+
+// One output row (n, oh) for one group of channels; pointers already offset to the group.
+template <int S, bool kTail>
+HWY_INLINE void ForwardGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
+                             const float* x_n, const float* kernel, const float* bias,
+                             float* y_row, int oh) {
+  const int64_t C = g.c;
+  V k[9];
+  HWY_UNROLL(9)
+  for (int i = 0; i < 9; ++i) k[i] = grp.Load(kernel + i * C);
+  const V b = bias ? grp.Load(bias) : hn::Zero(grp.d);
+  const float* r[3];
+  bool rv[3];
+  const int ih0 = oh * S - g.pad_top;
+  for (int kh = 0; kh < 3; ++kh) {
+    const int ih = ih0 + kh;
+    rv[kh] = ih >= 0 && ih < g.h;
+    r[kh] = x_n + (rv[kh] ? int64_t(ih) * g.w * C : 0);
+  }
+  int lo = 0, hi = 0;
+  if (rv[0] && rv[1] && rv[2]) interior_columns<S>(g, &lo, &hi);
+  for (int ow = 0; ow < lo; ++ow)
+    grp.Store(ForwardChecked<S>(g, grp, r, rv, k, b, ow), y_row + ow * C);
+  for (int ow = lo; ow < hi; ++ow) {
+    const int64_t o = int64_t(ow * S - g.pad_left) * C;
+    const float* p0 = r[0] + o;
+    const float* p1 = r[1] + o;
+    const float* p2 = r[2] + o;
+    // Two chains instead of one: 9 dependent FMAs would be 36+ cycles of latency.
+    V a = hn::MulAdd(grp.Load(p0), k[0], b);
+    V e = hn::Mul(grp.Load(p1), k[3]);
+    a = hn::MulAdd(grp.Load(p0 + C), k[1], a);
+    e = hn::MulAdd(grp.Load(p1 + C), k[4], e);
+    a = hn::MulAdd(grp.Load(p0 + 2 * C), k[2], a);
+    e = hn::MulAdd(grp.Load(p1 + 2 * C), k[5], e);
+    a = hn::MulAdd(grp.Load(p2), k[6], a);
+    e = hn::MulAdd(grp.Load(p2 + C), k[7], e);
+    a = hn::MulAdd(grp.Load(p2 + 2 * C), k[8], a);
+    grp.Store(hn::Add(a, e), y_row + ow * C);
+  }
+  for (int ow = std::max(lo, hi); ow < g.ow; ++ow)
+    grp.Store(ForwardChecked<S>(g, grp, r, rv, k, b, ow), y_row + ow * C);
+}
+
+template <int S>
+void ForwardRowsS(const Conv2DGeometry& g, const float* x, const float* kernel,
+                  const float* bias, float* y, int64_t row_begin, int64_t row_end) {
+  const D d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t C = g.c;
+  const Group<false> full{d, hn::FirstN(d, static_cast<size_t>(N)), static_cast<size_t>(N)};
+  const Group<true> tail{d, hn::FirstN(d, static_cast<size_t>(C % N)), static_cast<size_t>(C % N)};
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int n = static_cast<int>(row / g.oh), oh = static_cast<int>(row % g.oh);
+    const float* x_n = x + int64_t(n) * g.h * g.w * C;
+    float* y_row = y + row * g.ow * C;
+    if (row + 1 < row_end) {  // the input rows the next output row adds, and that row
+      const int ih = (oh + 1) * S - g.pad_top + 3 - S;
+      for (int i = std::max(ih, 0); i < std::min(ih + S, g.h); ++i)
+        PrefetchRow(x_n + int64_t(i) * g.w * C, int64_t(g.w) * C);
+      PrefetchRow(y_row + g.ow * C, int64_t(g.ow) * C);
+    }
+    int64_t c = 0;
+    for (; c + N <= C; c += N)
+      ForwardGroup<S>(g, full, x_n + c, kernel + c, bias ? bias + c : nullptr, y_row + c, oh);
+    if (c < C)
+      ForwardGroup<S>(g, tail, x_n + c, kernel + c, bias ? bias + c : nullptr, y_row + c, oh);
+  }
+}
+
+// ---- Backward to the input ----------------------------------------------------------
+// A gather: input pixel (ih, iw) sums dy[oh, ow] * k[kh, kw] over the outputs whose window
+// put tap (kh, kw) on it, oh * S - pad_top + kh = ih (likewise for columns). Each thread
+// owns whole rows of dx, so threads never add into the same place.
+
+// The taps of one input column with every tap checked.
+template <int S, bool kTail>
+HWY_INLINE V BackInputChecked(const Conv2DGeometry& g, const Group<kTail>& grp,
+                              const float* const* r, const bool* rv, const V* k, V acc,
+                              int iw) {
+  HWY_UNROLL(3)
+  for (int kh = 0; kh < 3; ++kh) {
+    if (!rv[kh]) continue;
+    HWY_UNROLL(3)
+    for (int kw = 0; kw < 3; ++kw) {
+      const int t = iw + g.pad_left - kw;
+      if (t < 0 || t % S != 0 || t / S >= g.ow) continue;
+      acc = hn::MulAdd(grp.Load(r[kh] + int64_t(t / S) * g.c), k[kh * 3 + kw], acc);
+    }
+  }
+  return acc;
+}
+
+// The input columns [*lo, *hi) where every tap of the right parity lands on an existing
+// output column, so that the loops over them check nothing.
+template <int S>
+HWY_INLINE void BackInputInterior(const Conv2DGeometry& g, int* lo, int* hi) {
+  if constexpr (S == 1) {
+    *lo = std::min(std::max(0, 2 - g.pad_left), g.w);
+    *hi = std::max(*lo, std::min(g.w, g.ow - g.pad_left));
+  } else {
+    // Pairs (iw, iw + 1) with iw + pad_left even: iw takes kw = 0 and 2 (output columns
+    // t and t - 1, t = (iw + pad_left) / 2), iw + 1 takes kw = 1 (column t). Needs
+    // t >= 1, t < ow and iw + 1 < w. Rows: every valid kh has the parity of ih + pad_top.
+    int l = std::max(0, 2 - g.pad_left);  // the first iw + pad_left that is even and >= 2
+    if ((l + g.pad_left) & 1) ++l;
+    l = std::min(l, g.w);
+    int h = l;
+    while (h + 1 < g.w && (h + g.pad_left) / 2 < g.ow) h += 2;  // whole pairs
+    *lo = l;
+    *hi = h;
+  }
+}
+
+template <int S, bool kTail>
+HWY_INLINE void BackInputGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
+                               const float* dy_n, const float* kernel, float* dx_row, int ih,
+                               int lo, int hi) {
+  const int64_t C = g.c;
+  const float* r[3];
+  bool rv[3];
+  for (int kh = 0; kh < 3; ++kh) {
+    const int t = ih + g.pad_top - kh;
+    rv[kh] = t >= 0 && t % S == 0 && t / S < g.oh;
+    r[kh] = dy_n + (rv[kh] ? int64_t(t / S) * g.ow * C : 0);
+  }
+  if (!rv[0] && !rv[1] && !rv[2]) return;  // no window reached this input row
+  V k[9];
+  HWY_UNROLL(9)
+  for (int i = 0; i < 9; ++i) k[i] = grp.Load(kernel + i * C);
+
+  // Interior columns [lo, hi) (see BackInputInterior); with stride 1 only if every kernel
+  // row meets an existing output row.
+  if (S == 1 && !(rv[0] && rv[1] && rv[2])) lo = hi = g.w;
+  for (int iw = 0; iw < lo; ++iw) {
+    float* out = dx_row + iw * C;
+    grp.Store(BackInputChecked<S>(g, grp, r, rv, k, grp.Load(out), iw), out);
+  }
+  if constexpr (S == 1) {
+    for (int iw = lo; iw < hi; ++iw) {
+      const int64_t o = int64_t(iw + g.pad_left) * C;  // output column for kw = 0
+      const float* p0 = r[0] + o;
+      const float* p1 = r[1] + o;
+      const float* p2 = r[2] + o;
+      float* out = dx_row + iw * C;
+      V a = hn::MulAdd(grp.Load(p0), k[0], grp.Load(out));
+      V e = hn::Mul(grp.Load(p1), k[3]);
+      a = hn::MulAdd(grp.Load(p0 - C), k[1], a);
+      e = hn::MulAdd(grp.Load(p1 - C), k[4], e);
+      a = hn::MulAdd(grp.Load(p0 - 2 * C), k[2], a);
+      e = hn::MulAdd(grp.Load(p1 - 2 * C), k[5], e);
+      a = hn::MulAdd(grp.Load(p2), k[6], a);
+      e = hn::MulAdd(grp.Load(p2 - C), k[7], e);
+      a = hn::MulAdd(grp.Load(p2 - 2 * C), k[8], a);
+      grp.Store(hn::Add(a, e), out);
+    }
+  } else {
+    for (int iw = lo; iw < hi; iw += 2) {
+      const int64_t o = int64_t((iw + g.pad_left) / 2) * C;  // output column t
+      float* out0 = dx_row + iw * C;
+      float* out1 = out0 + C;
+      V a0 = grp.Load(out0), a1 = grp.Load(out1);
+      HWY_UNROLL(3)
+      for (int kh = 0; kh < 3; ++kh) {
+        if (!rv[kh]) continue;  // the same for the whole row
+        const float* p = r[kh] + o;
+        const V at = grp.Load(p);
+        a0 = hn::MulAdd(at, k[kh * 3 + 0], a0);
+        a0 = hn::MulAdd(grp.Load(p - C), k[kh * 3 + 2], a0);
+        a1 = hn::MulAdd(at, k[kh * 3 + 1], a1);
+      }
+      grp.Store(a0, out0);
+      grp.Store(a1, out1);
+    }
+  }
+  for (int iw = std::max(lo, hi); iw < g.w; ++iw) {
+    float* out = dx_row + iw * C;
+    grp.Store(BackInputChecked<S>(g, grp, r, rv, k, grp.Load(out), iw), out);
+  }
+}
+
+template <int S>
+void BackInputRowsS(const Conv2DGeometry& g, const float* dy, const float* kernel, float* dx,
+                    int64_t row_begin, int64_t row_end) {
+  const D d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t C = g.c;
+  const Group<false> full{d, hn::FirstN(d, static_cast<size_t>(N)), static_cast<size_t>(N)};
+  const Group<true> tail{d, hn::FirstN(d, static_cast<size_t>(C % N)), static_cast<size_t>(C % N)};
+  int lo, hi;
+  BackInputInterior<S>(g, &lo, &hi);
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int n = static_cast<int>(row / g.h), ih = static_cast<int>(row % g.h);
+    const float* dy_n = dy + int64_t(n) * g.oh * g.ow * C;
+    float* dx_row = dx + row * g.w * C;
+    if (row + 1 < row_end) {  // the next dx row and the newest dy row it reads
+      const int t = ih + 1 + g.pad_top;
+      if (t % S == 0 && t / S < g.oh)
+        PrefetchRow(dy_n + int64_t(t / S) * g.ow * C, int64_t(g.ow) * C);
+      PrefetchRow(dx_row + g.w * C, int64_t(g.w) * C);
+    }
+    int64_t c = 0;
+    for (; c + N <= C; c += N)
+      BackInputGroup<S>(g, full, dy_n + c, kernel + c, dx_row + c, ih, lo, hi);
+    if (c < C) BackInputGroup<S>(g, tail, dy_n + c, kernel + c, dx_row + c, ih, lo, hi);
+  }
+}
+
+// ---- Backward to the weights --------------------------------------------------------
+
+// One output row for one group of channels: dk[i] and db accumulate in registers over the
+// row and are then added to the thread's partial sums `dk_part` (9 groups C apart) and
+// `db_part` (either may be nullptr).
+template <int S, bool kTail>
+HWY_INLINE void BackWeightsGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
+                                 const float* x_n, const float* dy_row, float* dk_part,
+                                 float* db_part, int oh) {
+  const int64_t C = g.c;
+  V db = hn::Zero(grp.d);
+  if (!dk_part) {
+    for (int ow = 0; ow < g.ow; ++ow) db = hn::Add(db, grp.Load(dy_row + ow * C));
+    grp.Store(hn::Add(grp.Load(db_part), db), db_part);
+    return;
+  }
+  V dk[9];
+  HWY_UNROLL(9)
+  for (int i = 0; i < 9; ++i) dk[i] = hn::Zero(grp.d);
+  const float* r[3];
+  bool rv[3];
+  const int ih0 = oh * S - g.pad_top;
+  for (int kh = 0; kh < 3; ++kh) {
+    const int ih = ih0 + kh;
+    rv[kh] = ih >= 0 && ih < g.h;
+    r[kh] = x_n + (rv[kh] ? int64_t(ih) * g.w * C : 0);
+  }
+  int lo = 0, hi = 0;
+  if (rv[0] && rv[1] && rv[2]) interior_columns<S>(g, &lo, &hi);
+  for (int ow = 0; ow < g.ow; ++ow) {
+    const V dv = grp.Load(dy_row + ow * C);
+    db = hn::Add(db, dv);
+    const int iw0 = ow * S - g.pad_left;
+    if (ow >= lo && ow < hi) {  // interior: no checks
+      const int64_t o = int64_t(iw0) * C;
+      HWY_UNROLL(3)
+      for (int kh = 0; kh < 3; ++kh) {
+        const float* p = r[kh] + o;
+        dk[kh * 3 + 0] = hn::MulAdd(grp.Load(p), dv, dk[kh * 3 + 0]);
+        dk[kh * 3 + 1] = hn::MulAdd(grp.Load(p + C), dv, dk[kh * 3 + 1]);
+        dk[kh * 3 + 2] = hn::MulAdd(grp.Load(p + 2 * C), dv, dk[kh * 3 + 2]);
+      }
+      continue;
+    }
+    HWY_UNROLL(3)
+    for (int kh = 0; kh < 3; ++kh) {
+      if (!rv[kh]) continue;
+      HWY_UNROLL(3)
+      for (int kw = 0; kw < 3; ++kw) {
+        const int iw = iw0 + kw;
+        if (iw < 0 || iw >= g.w) continue;
+        dk[kh * 3 + kw] = hn::MulAdd(grp.Load(r[kh] + int64_t(iw) * C), dv, dk[kh * 3 + kw]);
+      }
+    }
+  }
+  HWY_UNROLL(9)
+  for (int i = 0; i < 9; ++i) {
+    float* p = dk_part + i * C;
+    grp.Store(hn::Add(grp.Load(p), dk[i]), p);
+  }
+  if (db_part) grp.Store(hn::Add(grp.Load(db_part), db), db_part);
+}
+
+template <int S>
+void BackWeightsRowsS(const Conv2DGeometry& g, const float* x, const float* dy, float* dk_part,
+                      float* db_part, int64_t row_begin, int64_t row_end) {
+  const D d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t C = g.c;
+  const Group<false> full{d, hn::FirstN(d, static_cast<size_t>(N)), static_cast<size_t>(N)};
+  const Group<true> tail{d, hn::FirstN(d, static_cast<size_t>(C % N)), static_cast<size_t>(C % N)};
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int n = static_cast<int>(row / g.oh), oh = static_cast<int>(row % g.oh);
+    const float* x_n = x + int64_t(n) * g.h * g.w * C;
+    const float* dy_row = dy + row * g.ow * C;
+    if (row + 1 < row_end) {  // as in ForwardRowsS
+      const int ih = (oh + 1) * S - g.pad_top + 3 - S;
+      for (int i = std::max(ih, 0); i < std::min(ih + S, g.h); ++i)
+        PrefetchRow(x_n + int64_t(i) * g.w * C, int64_t(g.w) * C);
+      PrefetchRow(dy_row + g.ow * C, int64_t(g.ow) * C);
+    }
+    int64_t c = 0;
+    for (; c + N <= C; c += N)
+      BackWeightsGroup<S>(g, full, x_n + c, dy_row + c, dk_part ? dk_part + c : nullptr,
+                          db_part ? db_part + c : nullptr, oh);
+    if (c < C)
+      BackWeightsGroup<S>(g, tail, x_n + c, dy_row + c, dk_part ? dk_part + c : nullptr,
+                          db_part ? db_part + c : nullptr, oh);
+  }
+}
+
+}  // namespace dw_hwy
+
+// Entry points per target (stride 1 or 2; the caller checked the window is 3x3).
+void DwForwardRows(const Conv2DGeometry& g, const float* x, const float* kernel,
+                   const float* bias, float* y, int64_t row_begin, int64_t row_end) {
+  if (g.stride_h == 1) dw_hwy::ForwardRowsS<1>(g, x, kernel, bias, y, row_begin, row_end);
+  else dw_hwy::ForwardRowsS<2>(g, x, kernel, bias, y, row_begin, row_end);
+}
+void DwBackInputRows(const Conv2DGeometry& g, const float* dy, const float* kernel, float* dx,
+                     int64_t row_begin, int64_t row_end) {
+  if (g.stride_h == 1) dw_hwy::BackInputRowsS<1>(g, dy, kernel, dx, row_begin, row_end);
+  else dw_hwy::BackInputRowsS<2>(g, dy, kernel, dx, row_begin, row_end);
+}
+void DwBackWeightsRows(const Conv2DGeometry& g, const float* x, const float* dy, float* dk_part,
+                       float* db_part, int64_t row_begin, int64_t row_end) {
+  if (g.stride_h == 1)
+    dw_hwy::BackWeightsRowsS<1>(g, x, dy, dk_part, db_part, row_begin, row_end);
+  else
+    dw_hwy::BackWeightsRowsS<2>(g, x, dy, dk_part, db_part, row_begin, row_end);
+}
+int64_t DwCompiledTarget() { return HWY_TARGET; }
+
+}  // namespace fer::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace fer::kernels {
+
+HWY_EXPORT(DwForwardRows);
+HWY_EXPORT(DwBackInputRows);
+HWY_EXPORT(DwBackWeightsRows);
+HWY_EXPORT(DwCompiledTarget);
+
+namespace {
+
+// The Highway kernels cover 3x3 windows with the same stride 1 or 2 on both axes.
+bool hwy_covers(const Conv2DGeometry& g) {
+  return g.kh == 3 && g.kw == 3 && g.stride_h == g.stride_w &&
+         (g.stride_h == 1 || g.stride_h == 2);
+}
+
+// Threads for `rows` rows of `pixels_per_row * c` floats: one below ~32K floats of work
+// (forking costs more than it saves), never more than there are rows, and one inside an
+// enclosing parallel region.
+int thread_count(int64_t rows, int64_t floats_per_row) {
+  if (omp_in_parallel()) return 1;
+  if (rows * floats_per_row < (int64_t{1} << 15)) return 1;
+  return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
+}
+
+// Contiguous share t of T of [0, rows).
+void share(int64_t rows, int t, int T, int64_t* begin, int64_t* end) {
+  *begin = rows * t / T;
+  *end = rows * (t + 1) / T;
+}
+
+}  // namespace
+
+void depthwise_conv2d_forward(const Conv2DGeometry& g, const float* x, const float* kernel,
+                              const float* bias, float* y) {
+  if (!hwy_covers(g)) return depthwise_conv2d_forward_loops(g, x, kernel, bias, y);
+  const int64_t rows = int64_t(g.n) * g.oh;
+  if (rows <= 0 || g.ow <= 0 || g.c <= 0) return;
+  const int threads = thread_count(rows, int64_t(g.ow) * g.c);
+#pragma omp parallel num_threads(threads)
+  {
+    int64_t begin, end;
+    share(rows, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
+    if (begin < end) HWY_DYNAMIC_DISPATCH(DwForwardRows)(g, x, kernel, bias, y, begin, end);
+  }
+}
+
+void depthwise_conv2d_backward_input(const Conv2DGeometry& g, const float* dy,
+                                     const float* kernel, float* dx) {
+  if (!hwy_covers(g)) return depthwise_conv2d_backward_input_loops(g, dy, kernel, dx);
+  const int64_t rows = int64_t(g.n) * g.h;
+  if (rows <= 0 || g.w <= 0 || g.c <= 0 || g.oh <= 0 || g.ow <= 0) return;
+  const int threads = thread_count(rows, int64_t(g.w) * g.c);
+#pragma omp parallel num_threads(threads)
+  {
+    int64_t begin, end;
+    share(rows, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
+    if (begin < end) HWY_DYNAMIC_DISPATCH(DwBackInputRows)(g, dy, kernel, dx, begin, end);
+  }
+}
+
+void depthwise_conv2d_backward_weights(const Conv2DGeometry& g, const float* x,
+                                       const float* dy, float* dkernel, float* dbias) {
+  if (!dkernel && !dbias) return;
+  if (!hwy_covers(g)) return depthwise_conv2d_backward_weights_loops(g, x, dy, dkernel, dbias);
+  const int64_t rows = int64_t(g.n) * g.oh;
+  if (rows <= 0 || g.ow <= 0 || g.c <= 0) return;
+  const int64_t C = g.c;
+  const int threads = thread_count(rows, int64_t(g.ow) * C);
+  if (threads == 1) {  // straight into the caller's sums
+    HWY_DYNAMIC_DISPATCH(DwBackWeightsRows)(g, x, dy, dkernel, dbias, 0, rows);
+    return;
+  }
+  // Every row adds into the same 10 C sums, so each thread has its own [kernel | bias]
+  // copy, added up at the end in thread order (deterministic for a given thread count).
+  const int64_t stride = 10 * C;
+  std::vector<float> partial(size_t(threads) * stride, 0.f);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num();
+    int64_t begin, end;
+    share(rows, t, omp_get_num_threads(), &begin, &end);
+    float* mine = partial.data() + t * stride;
+    if (begin < end)
+      HWY_DYNAMIC_DISPATCH(DwBackWeightsRows)(g, x, dy, dkernel ? mine : nullptr,
+                                              dbias ? mine + 9 * C : nullptr, begin, end);
+  }
+  for (int t = 0; t < threads; ++t) {
+    const float* p = partial.data() + t * stride;
+    if (dkernel)
+      for (int64_t i = 0; i < 9 * C; ++i) dkernel[i] += p[i];
+    if (dbias)
+      for (int64_t c = 0; c < C; ++c) dbias[c] += p[9 * C + c];
+  }
+}
+
+std::vector<int64_t> depthwise_hwy_targets() { return hwy::SupportedAndGeneratedTargets(); }
+
+void depthwise_hwy_force_target(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+
+int64_t depthwise_hwy_dispatched_target() { return HWY_DYNAMIC_DISPATCH(DwCompiledTarget)(); }
+
+const char* depthwise_hwy_target_name(int64_t target) { return hwy::TargetName(target); }
+
+}  // namespace fer::kernels
+#endif  // HWY_ONCE
