@@ -12,9 +12,9 @@ const char* kUsage =
     "usage: fer <command> [flags]   (fer <command> --help for its flags)\n"
     "\n"
     "commands:\n"
-    "  train    train a model (cnn3) on FER2013 folders or fer2013.csv\n"
+    "  train    train a model (cnn3, mobilenet_v1, mobilenet_v2, vgg16) on FER2013 folders or fer2013.csv\n"
     "  eval     accuracy, per-class precision/recall/F1 and confusion matrix of a model\n"
-    "  predict  the emotion of each face image\n"
+    "  predict  the class of each image (the emotion, for a FER model)\n"
     "  infer    run a model on a preprocessed NHWC .npy batch, write the logits (or --layer NAME's output) as .npy\n"
     "  summary  the layers, output shapes and parameter counts of a model\n"
     "  bench    training / inference speed of an architecture (images/s; --profile: per layer)\n";
