@@ -112,6 +112,24 @@ Json depthwise_separable(const std::string& name, int filters, int stride, doubl
                            relu(name + "_pw_relu", relu_max)});
 }
 
+Json architecture(const std::string& name, const Json& options, int size, int channels,
+                  const Json& classes, const std::string& default_scale, const Json& network) {
+  Json a = Json::object();
+  a["name"] = name;
+  a["options"] = options;
+  a["input_shape"] = Json::array_of(std::vector<int>{size, size, channels});
+  a["classes"] = classes;
+  Json pre = Json::object();
+  pre["height"] = size;
+  pre["width"] = size;
+  pre["channels"] = channels;
+  pre["scale"] = options.get("scale", default_scale.c_str());
+  pre["crop"] = options.get("crop", 0);
+  a["preprocess"] = pre;
+  a["network"] = network;
+  return a;
+}
+
 Json classes_from(const Json& options, int default_count) {
   static const std::vector<std::string> kFer2013Classes = {"angry",   "disgust", "fear", "happy",
                                                            "neutral", "sad",     "surprise"};
@@ -172,20 +190,9 @@ Json cnn3(const Json& options) {
   layers.push_back(arch::dropout("dense1_dropout", dense_dropout));
   layers.push_back(arch::dense("predictions", num_classes, true));
 
-  Json a = Json::object();
-  a["name"] = "cnn3";
-  a["options"] = options;
-  a["input_shape"] = Json::array_of(std::vector<int>{size, size, channels});
-  a["classes"] = classes;
-  Json pre = Json::object();
-  pre["height"] = size;
-  pre["width"] = size;
-  pre["channels"] = channels;
-  pre["scale"] = options.get("scale", "unit");
-  pre["crop"] = options.get("crop", 0);  // centre crop at eval, paired with a random crop
-  a["preprocess"] = pre;
-  a["network"] = arch::sequential("cnn3", layers);
-  return a;
+  // (option "crop": a centre crop at eval, paired with training's random crop)
+  return arch::architecture("cnn3", options, size, channels, classes, "unit",
+                            arch::sequential("cnn3", layers));
 }
 
 using Builder = std::function<Json(const Json&)>;

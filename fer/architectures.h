@@ -20,6 +20,12 @@ std::vector<std::string> known_architectures();
 
 // Layer-config builders shared by architecture definitions.
 namespace arch {
+// The full description of a square-input model: name, options, input shape, classes,
+// preprocessing (size x size x channels, options "scale" (default_scale) and "crop") and
+// the network's layer config.
+Json architecture(const std::string& name, const Json& options, int size, int channels,
+                  const Json& classes, const std::string& default_scale, const Json& network);
+
 // The class names from options "classes" (a list) or "num_classes" (default_count when
 // absent): FER2013's seven when there are 7, else "class_0", "class_1", ...
 Json classes_from(const Json& options, int default_count);

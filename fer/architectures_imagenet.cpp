@@ -104,24 +104,34 @@ Json custom_head(const Json& options, int num_classes, double bn_momentum) {
 Json describe(const std::string& name, const Json& options, int size, int channels,
               const Json& classes, const std::string& default_scale, const Json& backbone,
               const Json& head) {
-  Json a = Json::object();
-  a["name"] = name;
-  a["options"] = options;
-  a["input_shape"] = Json::array_of(std::vector<int>{size, size, channels});
-  a["classes"] = classes;
-  Json pre = Json::object();
-  pre["height"] = size;
-  pre["width"] = size;
-  pre["channels"] = channels;
-  pre["scale"] = options.get("scale", default_scale.c_str());
-  pre["crop"] = options.get("crop", 0);
-  a["preprocess"] = pre;
-  a["network"] = sequential(name, {backbone, head});
-  return a;
+  return architecture(name, options, size, channels, classes, default_scale,
+                      sequential(name, {backbone, head}));
 }
 
-void check_size(const std::string& name, int size, int minimum) {
-  FER_CHECK(size >= minimum, name, ": input size must be >= ", minimum, ", got ", size);
+// What every ImageNet architecture reads first: the input, and the classes (ImageNet's
+// 1000 with Keras's top, FER2013's 7 under a FER head, unless options say otherwise).
+struct Input {
+  int size, channels;
+  bool include_top;
+  Json classes;
+  int num_classes;
+};
+
+Input read_input(const std::string& name, const Json& options) {
+  Input in;
+  in.size = options.get("size", 224);
+  in.channels = options.get("channels", 3);
+  in.include_top = options.get("include_top", false);
+  FER_CHECK(in.size >= 32, name, ": input size must be >= 32, got ", in.size);
+  in.classes = classes_from(options, in.include_top ? 1000 : 7);
+  in.num_classes = static_cast<int>(in.classes.size());
+  return in;
+}
+
+double read_alpha(const std::string& name, const Json& options) {
+  const double alpha = options.get("alpha", 1.0);
+  FER_CHECK(alpha > 0, name, ": alpha must be > 0, got ", alpha);
+  return alpha;
 }
 
 }  // namespace
@@ -136,17 +146,11 @@ int make_divisible(double v, int divisor) {
 // 3x3 conv, then 13 depthwise-separable blocks (see arch::depthwise_separable for why
 // they are cheap), all with BatchNorm and ReLU6 and TensorFlow 'same' padding.
 Json mobilenet_v1(const Json& options) {
-  const int size = options.get("size", 224);
-  const int channels = options.get("channels", 3);
-  const double alpha = options.get("alpha", 1.0);
+  const auto [size, channels, include_top, classes, num_classes] = read_input("mobilenet_v1", options);
+  const double alpha = read_alpha("mobilenet_v1", options);
   const int depth_multiplier = options.get("depth_multiplier", 1);
-  const bool include_top = options.get("include_top", false);
-  check_size("mobilenet_v1", size, 32);
-  FER_CHECK(alpha > 0, "mobilenet_v1: alpha must be > 0, got ", alpha);
   FER_CHECK(depth_multiplier >= 1, "mobilenet_v1: depth_multiplier must be >= 1");
   const Settings s = read_settings(options, 0.99);
-  const Json classes = classes_from(options, include_top ? 1000 : 7);
-  const int num_classes = static_cast<int>(classes.size());
 
   Json::Array b;
   add_conv(b, s, conv2d("conv1", static_cast<int>(32 * alpha), 3, 2, "same", false), 3, 2);
@@ -190,15 +194,9 @@ Json mobilenet_v1(const Json& options) {
 // "linear bottleneck": ReLU in a narrow space destroys information). When the block keeps
 // the shape (stride 1, same width) its input is added to its output (a Residual).
 Json mobilenet_v2(const Json& options) {
-  const int size = options.get("size", 224);
-  const int channels = options.get("channels", 3);
-  const double alpha = options.get("alpha", 1.0);
-  const bool include_top = options.get("include_top", false);
-  check_size("mobilenet_v2", size, 32);
-  FER_CHECK(alpha > 0, "mobilenet_v2: alpha must be > 0, got ", alpha);
+  const auto [size, channels, include_top, classes, num_classes] = read_input("mobilenet_v2", options);
+  const double alpha = read_alpha("mobilenet_v2", options);
   const Settings s = read_settings(options, 0.999);
-  const Json classes = classes_from(options, include_top ? 1000 : 7);
-  const int num_classes = static_cast<int>(classes.size());
   auto bn = [&](const std::string& name) { return batchnorm(name, s.bn_epsilon, s.bn_momentum); };
 
   Json::Array b;
@@ -256,12 +254,7 @@ Json mobilenet_v2(const Json& options) {
 // and ReLU, each ending in a 2x2 max pool. Keras fuses the ReLU into the conv; here it is
 // its own layer "<conv>_relu" (no weights, so the names of weighted layers still match).
 Json vgg16(const Json& options) {
-  const int size = options.get("size", 224);
-  const int channels = options.get("channels", 3);
-  const bool include_top = options.get("include_top", false);
-  check_size("vgg16", size, 32);
-  const Json classes = classes_from(options, include_top ? 1000 : 7);
-  const int num_classes = static_cast<int>(classes.size());
+  const auto [size, channels, include_top, classes, num_classes] = read_input("vgg16", options);
   const double bn_momentum = options.get("bn_momentum", 0.99);  // only the FER head has BN
 
   Json::Array b;

@@ -74,6 +74,25 @@ HWY_INLINE void interior_columns(const Conv2DGeometry& g, int* lo, int* hi) {
   *hi = last < 0 ? *lo : std::max(*lo, std::min(last / S + 1, g.ow));
 }
 
+// The three input rows the windows of output row `oh` read (r, rows of image x_n), whether
+// each lies inside the image (rv; an outside row reads as zeros), and the output columns
+// [lo, hi) that need no bounds check: none unless all three rows are inside.
+template <int S>
+struct WindowRows {
+  const float* r[3];
+  bool rv[3];
+  int lo = 0, hi = 0;
+  HWY_INLINE WindowRows(const Conv2DGeometry& g, const float* x_n, int oh) {
+    const int ih0 = oh * S - g.pad_top;
+    for (int kh = 0; kh < 3; ++kh) {
+      const int ih = ih0 + kh;
+      rv[kh] = ih >= 0 && ih < g.h;
+      r[kh] = x_n + (rv[kh] ? int64_t(ih) * g.w * g.c : 0);
+    }
+    if (rv[0] && rv[1] && rv[2]) interior_columns<S>(g, &lo, &hi);
+  }
+};
+
 // Asks for `floats` floats from p into the cache, one request per 64-byte line. Within a
 // row the channel groups are the outer loop, so each pass strides through memory C floats
 // at a time; with the next row's new data requested in advance, a batch too large for the
@@ -113,16 +132,10 @@ HWY_INLINE void ForwardGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
   HWY_UNROLL(9)
   for (int i = 0; i < 9; ++i) k[i] = grp.Load(kernel + i * C);
   const V b = bias ? grp.Load(bias) : hn::Zero(grp.d);
-  const float* r[3];
-  bool rv[3];
-  const int ih0 = oh * S - g.pad_top;
-  for (int kh = 0; kh < 3; ++kh) {
-    const int ih = ih0 + kh;
-    rv[kh] = ih >= 0 && ih < g.h;
-    r[kh] = x_n + (rv[kh] ? int64_t(ih) * g.w * C : 0);
-  }
-  int lo = 0, hi = 0;
-  if (rv[0] && rv[1] && rv[2]) interior_columns<S>(g, &lo, &hi);
+  const WindowRows<S> rows(g, x_n, oh);
+  const float* const* r = rows.r;
+  const bool* rv = rows.rv;
+  const int lo = rows.lo, hi = rows.hi;
   for (int ow = 0; ow < lo; ++ow)
     grp.Store(ForwardChecked<S>(g, grp, r, rv, k, b, ow), y_row + ow * C);
   for (int ow = lo; ow < hi; ++ow) {
@@ -329,16 +342,10 @@ HWY_INLINE void BackWeightsGroup(const Conv2DGeometry& g, const Group<kTail>& gr
   V dk[9];
   HWY_UNROLL(9)
   for (int i = 0; i < 9; ++i) dk[i] = hn::Zero(grp.d);
-  const float* r[3];
-  bool rv[3];
-  const int ih0 = oh * S - g.pad_top;
-  for (int kh = 0; kh < 3; ++kh) {
-    const int ih = ih0 + kh;
-    rv[kh] = ih >= 0 && ih < g.h;
-    r[kh] = x_n + (rv[kh] ? int64_t(ih) * g.w * C : 0);
-  }
-  int lo = 0, hi = 0;
-  if (rv[0] && rv[1] && rv[2]) interior_columns<S>(g, &lo, &hi);
+  const WindowRows<S> rows(g, x_n, oh);
+  const float* const* r = rows.r;
+  const bool* rv = rows.rv;
+  const int lo = rows.lo, hi = rows.hi;
   for (int ow = 0; ow < g.ow; ++ow) {
     const V dv = grp.Load(dy_row + ow * C);
     db = hn::Add(db, dv);

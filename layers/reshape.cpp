@@ -6,6 +6,25 @@
 
 namespace fer {
 
+Tensor reshape_examples(const Tensor& x, const Shape& per_example) {
+  Shape batch_shape = {x.dim(0)};
+  batch_shape.insert(batch_shape.end(), per_example.begin(), per_example.end());
+  // NHWC memory already is row-major in every shape: only the shape changes (reshape
+  // copies the data; the framework has no views).
+  Tensor y = x.reshape(batch_shape);
+  Tape& tape = Tape::current();
+  if (tape.wants({&x})) {
+    y.set_requires_grad(true);
+    // Same elements in the same order: the gradient passes straight through.
+    tape.record([x, y]() {
+      const float* dy = y.grad();
+      float* dx = x.grad();
+      for (int64_t i = 0; i < x.numel(); ++i) dx[i] += dy[i];
+    });
+  }
+  return y;
+}
+
 Reshape::Reshape(std::string name, Shape target_shape)
     : Layer(std::move(name)), target_shape_(std::move(target_shape)) {
   int inferred = 0;
@@ -50,20 +69,7 @@ Tensor Reshape::forward(const Tensor& x, bool /*training*/) {
   if (x.ndim() != static_cast<int>(input_shape_.size()) + 1 ||
       Shape(x.shape().begin() + 1, x.shape().end()) != input_shape_)
     layer_error("expected input ", batch_shape_str(input_shape_), ", got ", shape_str(x.shape()));
-  Shape batch_out = {x.dim(0)};
-  batch_out.insert(batch_out.end(), output_shape_.begin(), output_shape_.end());
-  Tensor y = x.reshape(batch_out);
-  Tape& tape = Tape::current();
-  if (tape.wants({&x})) {
-    y.set_requires_grad(true);
-    // Same elements in the same order: the gradient passes straight through.
-    tape.record([x, y]() {
-      const float* dy = y.grad();
-      float* dx = x.grad();
-      for (int64_t i = 0; i < x.numel(); ++i) dx[i] += dy[i];
-    });
-  }
-  return y;
+  return reshape_examples(x, output_shape_);
 }
 
 Json Reshape::config() const {

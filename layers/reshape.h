@@ -11,6 +11,10 @@
 
 namespace fer {
 
+// x [N, ...] -> [N, per_example...]: the same elements in the same order, recorded on the
+// tape (the gradient passes straight through). What Reshape and Flatten both do.
+Tensor reshape_examples(const Tensor& x, const Shape& per_example);
+
 class Reshape : public Layer {
  public:
   Reshape(std::string name, Shape target_shape);

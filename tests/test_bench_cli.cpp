@@ -21,6 +21,7 @@
 #include "fer/model.h"
 #include "layers/loss.h"
 #include "tests/gradcheck.h"
+#include "tests/command.h"
 
 using namespace fer;
 
@@ -43,17 +44,9 @@ std::string slurp(const std::string& path) {
 
 CommandResult run(const std::string& args) {
   const std::string err_path = temp("stderr.txt");
-  const std::string cmd = std::string(FER_BINARY_DIR) + "/fer bench " + args + " 2>" + err_path;
-  CommandResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.err = slurp(err_path);
-  return r;
+  const fer::testing::CommandResult c =
+      fer::testing::run_command(fer::testing::fer_binary() + " bench " + args + " 2>" + err_path);
+  return {c.status, c.out, slurp(err_path)};
 }
 
 int count_lines(const std::string& s) {

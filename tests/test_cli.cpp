@@ -17,26 +17,12 @@
 #include "fer/model.h"
 #include "fer/npy.h"
 #include "fer/npz.h"
+#include "tests/command.h"
 
 namespace {
 
-struct CommandResult {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
-CommandResult run(const std::string& args) {
-  const std::string cmd = std::string(FER_BINARY_DIR) + "/fer " + args + " 2>&1";
-  CommandResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using fer::testing::CommandResult;
+CommandResult run(const std::string& args) { return fer::testing::run_fer(args); }
 
 std::string shared_fer2013() { return std::string(FER_SOURCE_DIR) + "/../shared/datasets/fer2013"; }
 

@@ -29,6 +29,7 @@
 #include "layers/sequential.h"
 #include "layers/zero_padding.h"
 #include "tests/gradcheck.h"
+#include "tests/error_of.h"
 
 using namespace fer;
 using fer::testing::check_gradients;
@@ -87,14 +88,7 @@ int64_t halve(int64_t n, int times) {
   return n;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using fer::testing::error_of;
 
 Shape example_shape(const Tensor& x) { return Shape(x.shape().begin() + 1, x.shape().end()); }
 

@@ -30,42 +30,26 @@
 #include "fer/npy.h"
 #include "fer/npz.h"
 #include "fer/rng.h"
+#include "tests/command.h"
 
 using namespace fer;
 
 namespace {
 
-const char* kPython = "/usr/bin/python3";
+using fer::testing::CommandResult;
+using fer::testing::fer_binary;
+using fer::testing::kPython;
+using fer::testing::python_has;
 
-struct CommandResult {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
+// `cmd`, stdout and stderr together.
+CommandResult shell(const std::string& cmd) { return fer::testing::run_command(cmd + " 2>&1"); }
 
-CommandResult shell(const std::string& cmd) {
-  CommandResult r;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-
-std::string fer_binary() { return std::string(FER_BINARY_DIR) + "/fer"; }
-
-CommandResult fer_cmd(const std::string& args) { return shell(fer_binary() + " " + args); }
+CommandResult fer_cmd(const std::string& args) { return fer::testing::run_fer(args); }
 
 // The converter checks what it writes by loading it with this build's fer.
 CommandResult convert(const std::string& args) {
   return shell("FER_BINARY='" + fer_binary() + "' " + kPython + " " + FER_SOURCE_DIR +
                "/tools/convert_weights.py " + args);
-}
-
-bool python_has(const std::string& modules) {
-  return std::system((std::string(kPython) + " -c 'import " + modules + "' >/dev/null 2>&1").c_str()) == 0;
 }
 
 #define REQUIRE_PYTHON(modules)                                                              \

@@ -18,6 +18,7 @@
 #include "layers/flatten.h"
 #include "layers/pooling.h"
 #include "tests/gradcheck.h"
+#include "tests/error_of.h"
 
 using namespace fer;
 using fer::testing::check_gradients;
@@ -62,14 +63,7 @@ Tensor infer(Layer& layer, const Tensor& x) {
 
 Shape example_shape(const Tensor& x) { return Shape(x.shape().begin() + 1, x.shape().end()); }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using fer::testing::error_of;
 
 // ---- Conv2D -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@
 #include "fer/rng.h"
 #include "fer/tensor.h"
 #include "fer/zip.h"
+#include "tests/error_of.h"
 
 using namespace fer;
 namespace fs = std::filesystem;
@@ -45,16 +46,7 @@ void write_bytes(const std::string& path, const Bytes& bytes) {
   out.write(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
-// The message of the fer::Error that `fn` throws, or "<no error>". Any other exception
-// escapes and fails the test: damaged input must only ever produce fer::Error.
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using fer::testing::error_of;
 
 #define EXPECT_ERROR_HAS(expr, fragment)                                   \
   do {                                                                     \

@@ -26,6 +26,7 @@
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
+#include "tests/error_of.h"
 
 using namespace fer;
 using namespace fer::optim;
@@ -65,14 +66,7 @@ void expect_weights(const std::vector<float>& got, const std::vector<double>& wa
     EXPECT_NEAR(got[i], want[i], 1e-6) << "after step " << i + 1;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using fer::testing::error_of;
 
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;

@@ -15,17 +15,15 @@
 #include "fer/npz.h"
 #include "layers/loss.h"
 #include "tests/gradcheck.h"
+#include "tests/command.h"
 
 using namespace fer;
 
 namespace {
 
-const char* kPython = "/usr/bin/python3";
+using fer::testing::kPython;
 
-bool torch_available() {
-  const std::string cmd = std::string(kPython) + " -c 'import torch, numpy' >/dev/null 2>&1";
-  return std::system(cmd.c_str()) == 0;
-}
+bool torch_available() { return fer::testing::python_has("torch, numpy"); }
 
 std::string temp(const std::string& name) {
   return std::string(FER_BINARY_DIR) + "/torch_agreement_" + name;

@@ -20,6 +20,7 @@
 #include "layers/loss.h"
 #include "optim/optimizer.h"
 #include "tests/gradcheck.h"
+#include "tests/command.h"
 
 using namespace fer;
 
@@ -146,23 +147,8 @@ INSTANTIATE_TEST_SUITE_P(Models, FrozenBackbone,
 
 // ---- through the CLI --------------------------------------------------------------
 
-struct CommandResult {
-  int status = -1;
-  std::string out;  // stdout and stderr together
-};
-
-CommandResult fer_command(const std::string& args) {
-  const std::string cmd = std::string(FER_BINARY_DIR) + "/fer " + args + " 2>&1";
-  CommandResult r;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  const int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using fer::testing::CommandResult;
+CommandResult fer_command(const std::string& args) { return fer::testing::run_fer(args); }
 
 std::string run_dir(const std::string& name) {
   const std::string d = std::string(FER_BINARY_DIR) + "/transfer_test_" + name;
