@@ -1,11 +1,13 @@
 // `fer eval`, `fer predict`, `fer infer` and `fer summary`: using a trained model file.
 #include <algorithm>
 #include <cstdio>
+#include <map>
 #include <numeric>
 
 #include "data/dataset.h"
 #include "data/image.h"
 #include "data/preprocess.h"
+#include "data/tta.h"
 #include "fer/architectures.h"
 #include "fer/autograd.h"
 #include "fer/cli.h"
@@ -44,13 +46,38 @@ std::vector<std::string> stop_points(Sequential& net) {
   return names;
 }
 
+// The models named by --model (several: an ensemble), or the shipped model.
+std::vector<std::string> model_paths(const Args& args) {
+  std::vector<std::string> paths = args.all("model");
+  if (paths.empty()) paths.push_back(default_model_path());
+  return paths;
+}
+
+std::vector<Model> load_models(const std::vector<std::string>& paths) {
+  std::vector<Model> models;
+  for (const std::string& p : paths) {
+    models.push_back(Model::load(p));
+    FER_CHECK(models.back().classes() == models.front().classes(), p, ": its classes differ from ",
+              paths.front(), "'s; an ensemble needs models of the same classes");
+  }
+  return models;
+}
+
+std::vector<Model*> pointers(std::vector<Model>& models) {
+  std::vector<Model*> out;
+  for (Model& m : models) out.push_back(&m);
+  return out;
+}
+
 }  // namespace
 
 int eval(int argc, char** argv) {
   Args args("eval",
-            {{"model", "FILE", "model file (.npz)"},
+            {{"model", "FILE", "model file (.npz); repeat for an ensemble (probabilities "
+                               "averaged); default: the shipped models/fer2013.npz"},
              {"data", "DIR|CSV", "class folders, or fer2013.csv"},
              {"usage", "SPLIT", "CSV split: PublicTest (default), PrivateTest or Training"},
+             {"tta", "MODE", "test-time augmentation: none (default) | flip | tencrop"},
              {"batch", "B", "batch size (default 128)"},
              {"json", "", "print one JSON object instead of the report"},
              {"skip-bad", "", "skip (and count) unreadable images and malformed rows"},
@@ -58,67 +85,107 @@ int eval(int argc, char** argv) {
              {"threads", "N", "compute threads"}},
             argc, argv);
   if (args.help()) {
-    std::printf("usage: fer eval --model FILE.npz --data DIR [--json]\n\n%s", args.usage().c_str());
+    std::printf("usage: fer eval [--model FILE.npz ...] --data DIR [--tta MODE] [--json]\n\n%s",
+                args.usage().c_str());
     return 0;
   }
   set_threads(args.integer("threads", 0));
-  Model model = load_model_flag(args, "eval");
+  const std::string tta = args.str("tta", "none");
+  data::check_tta(tta);
   FER_CHECK(args.has("data"), "fer eval: --data DIR (or fer2013.csv) is required");
+  const std::vector<std::string> paths = model_paths(args);
+  std::vector<Model> models = load_models(paths);
   const auto [expect_h, expect_w] = parse_size("expect-size", args.str("expect-size"));
-  const data::Dataset ds = load_dataset_for(model, args.str("data"), args.str("usage", "PublicTest"),
-                                            args.flag("skip-bad"), expect_h, expect_w);
-  const Evaluation ev = evaluate(model, ds, args.integer("batch", 128));
+  // One copy of the data per channel count the models want (gray, RGB).
+  std::map<int, data::Dataset> by_channels;
+  std::vector<const data::Dataset*> datasets;
+  for (const Model& m : models) {
+    const int c = data::Preprocess::from_json(m.preprocess()).channels;
+    if (!by_channels.count(c))
+      by_channels[c] = load_dataset_for(m, args.str("data"), args.str("usage", "PublicTest"),
+                                        args.flag("skip-bad"), expect_h, expect_w);
+    datasets.push_back(&by_channels[c]);
+  }
+  const data::Dataset& ds = *datasets.front();
+  const Evaluation ev = evaluate_ensemble(pointers(models), datasets, args.integer("batch", 128),
+                                          /*keep_probabilities=*/false, /*workers=*/1, tta);
+  const std::vector<std::string>& classes = models.front().classes();
   if (args.flag("json")) {
-    Json j = ev.confusion.to_json(model.classes());
+    Json j = ev.confusion.to_json(classes);
     j["loss"] = ev.loss;
     j["images"] = static_cast<int64_t>(ds.size());
     j["skipped"] = ds.skipped;
-    j["model"] = args.str("model");
+    j["tta"] = tta;
+    if (paths.size() == 1) {
+      j["model"] = paths.front();
+    } else {
+      Json list = Json::array();
+      for (const std::string& p : paths) list.push_back(p);
+      j["models"] = list;
+    }
     j["data"] = args.str("data");
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%s: %zu images, accuracy %.4f, macro F1 %.4f, loss %.4f\n\n%s",
-                args.str("data").c_str(), ds.size(), ev.confusion.accuracy(),
-                ev.confusion.macro_f1(), ev.loss, ev.confusion.report(model.classes()).c_str());
+    const std::string what = paths.size() == 1 ? paths.front()
+                             : "ensemble of " + std::to_string(paths.size()) + " models";
+    std::printf("%s on %s: %zu images, TTA %s, accuracy %.4f, macro F1 %.4f, loss %.4f\n\n%s",
+                what.c_str(), args.str("data").c_str(), ds.size(), tta.c_str(),
+                ev.confusion.accuracy(), ev.confusion.macro_f1(), ev.loss,
+                ev.confusion.report(classes).c_str());
   }
   return 0;
 }
 
 int predict(int argc, char** argv) {
   Args args("predict",
-            {{"model", "FILE", "model file (.npz)"},
+            {{"model", "FILE", "model file (.npz); repeat for an ensemble; default: the "
+                               "shipped models/fer2013.npz"},
              {"top", "K", "show the K most likely classes (default 1)"},
+             {"tta", "MODE", "test-time augmentation: none (default) | flip | tencrop"},
              {"threads", "N", "compute threads"}},
             argc, argv);
   if (args.help()) {
-    std::printf("usage: fer predict --model FILE.npz [--top K] IMAGE...\n\n%s", args.usage().c_str());
+    std::printf("usage: fer predict [--model FILE.npz ...] [--top K] [--tta MODE] IMAGE...\n\n%s",
+                args.usage().c_str());
     return 0;
   }
   set_threads(args.integer("threads", 0));
   FER_CHECK(!args.positional().empty(), "fer predict: no image given");
-  Model model = load_model_flag(args, "predict");
-  const data::Preprocess pre = data::Preprocess::from_json(model.preprocess());
-  const int k = std::max(1, std::min<int>(args.integer("top", 1), model.classes().size()));
-  const Shape& in = model.input_shape();
-  for (const std::string& path : args.positional()) {
-    const data::Image img = data::decode_image(path, pre.channels);
-    Tensor x({1, in[0], in[1], in[2]});
-    data::preprocess(img, pre, x.data());
-    NoGradGuard no_grad;
-    const Tensor logits = model.forward(x, false);
-    const std::vector<float> p = softmax_probabilities(logits);
-    std::vector<int> order(p.size());
+  const std::string tta = args.str("tta", "none");
+  data::check_tta(tta);
+  std::vector<Model> models = load_models(model_paths(args));
+  const std::vector<std::string>& classes = models.front().classes();
+  const size_t n = args.positional().size(), num_classes = classes.size();
+  std::vector<float> p(n * num_classes, 0.0f);
+  for (Model& model : models) {
+    // The images as an unlabelled dataset, decoded the way this model wants them.
+    data::Dataset images;
+    images.classes = classes;
+    const int channels = data::Preprocess::from_json(model.preprocess()).channels;
+    for (const std::string& path : args.positional()) {
+      images.images.push_back(data::decode_image(path, channels));
+      images.labels.push_back(0);
+      images.sources.push_back(path);
+    }
+    const std::vector<float> q = class_probabilities(model, images, 64, tta, /*workers=*/0);
+    for (size_t i = 0; i < p.size(); ++i) p[i] += q[i] / models.size();
+  }
+  const int k = std::max(1, std::min<int>(args.integer("top", 1), num_classes));
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& path = args.positional()[i];
+    const float* pi = p.data() + i * num_classes;
+    std::vector<int> order(num_classes);
     std::iota(order.begin(), order.end(), 0);
     std::partial_sort(order.begin(), order.begin() + k, order.end(),
-                      [&](int a, int b) { return p[a] > p[b]; });
+                      [&](int a, int b) { return pi[a] > pi[b]; });
     if (k == 1) {  // one line per image: other tools parse "FILE: LABEL PROB"
-      std::printf("%s: %s %.3f\n", path.c_str(), model.classes()[order[0]].c_str(), p[order[0]]);
+      std::printf("%s: %s %.3f\n", path.c_str(), classes[order[0]].c_str(), pi[order[0]]);
       continue;
     }
     // One line per class: ImageNet labels ("tabby, tabby cat") are long and have commas.
-    std::printf("%s: top %d of %zu classes\n", path.c_str(), k, p.size());
-    for (int i = 0; i < k; ++i)
-      std::printf("  %d. %.4f  %s\n", i + 1, p[order[i]], model.classes()[order[i]].c_str());
+    std::printf("%s: top %d of %zu classes\n", path.c_str(), k, num_classes);
+    for (int j = 0; j < k; ++j)
+      std::printf("  %d. %.4f  %s\n", j + 1, pi[order[j]], classes[order[j]].c_str());
   }
   return 0;
 }

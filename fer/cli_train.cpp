@@ -1,6 +1,7 @@
 // `fer train`: flags → TrainConfig → the training loop (fer/trainer.h).
 #include <omp.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +20,11 @@ namespace {
 bool is_dir(const std::string& p) {
   struct stat st;
   return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool is_file(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -194,6 +200,28 @@ std::string default_fer2013_dir() {
 }
 
 std::string sample_faces_dir() { return std::string(FER_SOURCE_DIR) + "/data/sample_faces"; }
+
+std::string default_model_path() {
+  if (const char* env = std::getenv("FER_MODEL")) {
+    FER_CHECK(is_file(env), "FER_MODEL=", env, ": no such model file");
+    return env;
+  }
+  std::vector<std::string> places = {std::string(FER_SOURCE_DIR) + "/models/fer2013.npz"};
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) {
+    std::string dir(exe, n);
+    dir = dir.substr(0, dir.find_last_of('/'));
+    places.push_back(dir + "/../models/fer2013.npz");
+    places.push_back(dir + "/models/fer2013.npz");
+  }
+  std::string looked;
+  for (const std::string& p : places) {
+    if (is_file(p)) return p;
+    looked += (looked.empty() ? "" : ", ") + p;
+  }
+  fail("no --model given and no shipped model found (looked at $FER_MODEL, ", looked, ")");
+}
 
 std::pair<int, int> parse_size(const std::string& flag, const std::string& value) {
   if (value.empty()) return {0, 0};
