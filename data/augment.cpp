@@ -1,5 +1,6 @@
 #include "data/augment.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "fer/error.h"
@@ -8,7 +9,7 @@ namespace fer::data {
 
 bool Augment::enabled() const {
   return horizontal_flip || rotation_range > 0 || width_shift > 0 || height_shift > 0 ||
-         shear_range > 0 || zoom_range > 0 || random_crop > 0;
+         shear_range > 0 || zoom_range > 0 || random_crop > 0 || erasing > 0;
 }
 
 void Augment::check() const {
@@ -21,6 +22,8 @@ void Augment::check() const {
   FER_CHECK(zoom_range >= 0 && zoom_range < 1, "augment: zoom_range must be in [0, 1), got ",
             zoom_range);
   FER_CHECK(random_crop >= 0, "augment: random_crop must be >= 0 (0 = off), got ", random_crop);
+  FER_CHECK(erasing >= 0 && erasing <= 1, "augment: erasing is a probability in [0, 1], got ",
+            erasing);
 }
 
 Json Augment::to_json() const {
@@ -32,6 +35,7 @@ Json Augment::to_json() const {
   j["shear_range"] = shear_range;
   j["zoom_range"] = zoom_range;
   j["random_crop"] = random_crop;
+  j["erasing"] = erasing;
   return j;
 }
 
@@ -39,13 +43,13 @@ Augment Augment::from_json(const Json& json) {
   FER_CHECK(json.is_object(), "augment: expected a JSON object");
   static const char* const keys[] = {"horizontal_flip", "rotation_range", "width_shift",
                                      "height_shift",    "shear_range",    "zoom_range",
-                                     "random_crop"};
+                                     "random_crop",     "erasing"};
   for (const auto& kv : json.as_object()) {  // a typo must not silently disable something
     bool known = false;
     for (const char* k : keys) known = known || kv.first == k;
     FER_CHECK(known, "augment: unknown key '", kv.first,
               "' (expected horizontal_flip, rotation_range, width_shift, height_shift, "
-              "shear_range, zoom_range, random_crop)");
+              "shear_range, zoom_range, random_crop, erasing)");
   }
   Augment a;
   a.horizontal_flip = json.get("horizontal_flip", a.horizontal_flip);
@@ -55,6 +59,7 @@ Augment Augment::from_json(const Json& json) {
   a.shear_range = static_cast<float>(json.get("shear_range", double(a.shear_range)));
   a.zoom_range = static_cast<float>(json.get("zoom_range", double(a.zoom_range)));
   a.random_crop = json.get("random_crop", a.random_crop);
+  a.erasing = static_cast<float>(json.get("erasing", double(a.erasing)));
   a.check();
   return a;
 }
@@ -117,6 +122,35 @@ void augment_and_preprocess(const Image& image, const Augment& augment,
                             const Preprocess& preprocess, Rng& rng, float* out) {
   const AugmentDraw draw = draw_augment(augment, image.height, image.width, rng);
   render(image, augment_geometry(draw, image, preprocess.crop), preprocess, out);
+  if (augment.erasing > 0)  // drawn last, so enabling it leaves the other draws unchanged
+    apply_erasing(draw_erasing(augment.erasing, preprocess.height, preprocess.width, rng),
+                  preprocess.width, preprocess.channels, out);
+}
+
+EraseBox draw_erasing(float probability, int height, int width, Rng& rng) {
+  EraseBox box;
+  if (probability <= 0 || !rng.bernoulli(probability)) return box;
+  const double area = static_cast<double>(height) * width;
+  const double log_lo = std::log(0.3), log_hi = std::log(3.3);
+  for (int attempt = 0; attempt < 10; ++attempt) {
+    const double target = area * rng.uniform(0.02, 0.33);
+    const double aspect = std::exp(rng.uniform(log_lo, log_hi));
+    const int h = static_cast<int>(std::lround(std::sqrt(target * aspect)));
+    const int w = static_cast<int>(std::lround(std::sqrt(target / aspect)));
+    if (h < 1 || w < 1 || h >= height || w >= width) continue;
+    box.height = h;
+    box.width = w;
+    box.y = static_cast<int>(rng.below(height - h + 1));
+    box.x = static_cast<int>(rng.below(width - w + 1));
+    return box;
+  }
+  return box;
+}
+
+void apply_erasing(const EraseBox& box, int width, int channels, float* out) {
+  for (int y = box.y; y < box.y + box.height; ++y)
+    std::fill(out + (static_cast<size_t>(y) * width + box.x) * channels,
+              out + (static_cast<size_t>(y) * width + box.x + box.width) * channels, 0.0f);
 }
 
 }  // namespace fer::data

@@ -31,6 +31,7 @@ struct Augment {
   float shear_range = 0;         // degrees: shear angle uniform in [-s, s]
   float zoom_range = 0;          // zoom factors (rows and columns, drawn separately) in [1-z, 1+z]
   int random_crop = 0;           // crop size (square, source pixels); 0 = off
+  float erasing = 0;             // RandomErasing probability (Zhong et al. 2017); 0 = off
 
   bool enabled() const;
   void check() const;  // throws fer::Error naming the bad field
@@ -48,6 +49,21 @@ struct AugmentDraw {
   bool flip = false;
   int crop = 0, crop_y = 0, crop_x = 0;    // random crop size and top-left; crop 0 = none
 };
+
+// RandomErasing (Zhong et al. 2017, torchvision.transforms.RandomErasing with its defaults
+// scale=(0.02, 0.33), ratio=(0.3, 3.3), value=0): with probability `erasing`, a rectangle
+// covering 2-33% of the model's input, of aspect ratio 0.3-3.3 (log-uniform), is set to 0
+// in the model's input scale (black for "unit", mid-gray for "symmetric", the mean pixel
+// for "caffe"/"torch"). It is drawn on the OUTPUT (after crop and resize), as torchvision
+// applies it to the final tensor. Occluding part of the face makes the network use all of
+// it rather than one cue (the mouth for "happy"). Up to 10 tries find a box that fits; if
+// none does, nothing is erased (torchvision's rule).
+struct EraseBox {
+  int y = 0, x = 0, height = 0, width = 0;  // height 0 = nothing erased
+};
+EraseBox draw_erasing(float probability, int height, int width, Rng& rng);
+// Zeroes the box in out[height][width][channels].
+void apply_erasing(const EraseBox& box, int width, int channels, float* out);
 
 // Draws one example's parameters for an image_height x image_width image. Only the
 // enabled augmentations consume random numbers, in the order of the fields above.

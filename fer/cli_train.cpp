@@ -63,6 +63,8 @@ std::vector<FlagSpec> train_flags() {
     {"shear", "DEG", "augment: random shear in degrees"},
     {"zoom", "FRAC", "augment: random zoom in [1-z, 1+z]"},
     {"random-crop", "PX", "augment: random crop of PX pixels (centre crop at eval)"},
+    {"erasing", "P", "augment: RandomErasing with probability P (a random box set to 0)"},
+    {"mixup", "A", "mixup: blend pairs of examples and their labels, weight ~ Beta(A, A)"},
     {"max-per-class", "N", "train on at most N images per class"},
     {"val-max-per-class", "N", "validate on at most N images per class"},
     {"skip-bad", "", "skip (and count) unreadable images and malformed CSV rows"},
@@ -175,6 +177,8 @@ int train(int argc, char** argv) {
   if (args.has("shear")) aug["shear_range"] = args.number("shear", 0);
   if (args.has("zoom")) aug["zoom_range"] = args.number("zoom", 0);
   if (args.has("random-crop")) aug["random_crop"] = args.integer("random-crop", 0);
+  if (args.has("erasing")) aug["erasing"] = args.number("erasing", 0);
+  c.mixup = args.number("mixup", c.mixup);
   c.augment = aug;
   if (args.has("random-crop")) c.model_options["crop"] = args.integer("random-crop", 0);
 

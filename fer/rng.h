@@ -49,6 +49,32 @@ class Rng {
     const double u2 = uniform();
     return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
   }
+  // Gamma(shape, 1) by Marsaglia and Tsang (2000); shape < 1 uses the boost
+  // Gamma(a) = Gamma(a + 1) * U^(1/a).
+  double gamma(double shape) {
+    if (shape < 1) {
+      double u = uniform();
+      while (u <= 1e-300) u = uniform();
+      return gamma(shape + 1) * std::pow(u, 1.0 / shape);
+    }
+    const double d = shape - 1.0 / 3, c = 1 / std::sqrt(9 * d);
+    for (;;) {
+      double x, v;
+      do {
+        x = normal();
+        v = 1 + c * x;
+      } while (v <= 0);
+      v = v * v * v;
+      const double u = uniform();
+      if (u < 1 - 0.0331 * x * x * x * x) return d * v;
+      if (u > 0 && std::log(u) < 0.5 * x * x + d * (1 - v + std::log(v))) return d * v;
+    }
+  }
+  // Beta(a, b) = X / (X + Y) with X ~ Gamma(a), Y ~ Gamma(b).
+  double beta(double a, double b) {
+    const double x = gamma(a), y = gamma(b);
+    return x + y > 0 ? x / (x + y) : 0.5;
+  }
 
  private:
   static uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }

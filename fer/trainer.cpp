@@ -22,6 +22,7 @@
 #include "fer/model.h"
 #include "fer/npz.h"
 #include "fer/progress.h"
+#include "fer/rng.h"
 #include "layers/loss.h"
 #include "optim/clip.h"
 #include "optim/optimizer.h"
@@ -39,7 +40,7 @@ namespace fer {
   X(plateau_factor) X(plateau_min_lr) X(monitor) X(early_stopping) X(label_smoothing)     \
   X(class_weights) X(augment) X(max_per_class) X(val_max_per_class) X(skip_bad) X(seed)   \
   X(workers) X(quiet) X(weights) X(skip_mismatched) X(freeze_backbone) X(unfreeze_epoch)  \
-  X(backbone_lr_scale)
+  X(backbone_lr_scale) X(mixup)
 
 namespace {
 void read_field(const Json& j, const char* key, std::string& v) { v = j.get(key, v.c_str()); }
@@ -204,6 +205,31 @@ double saved_best_accuracy(const std::string& path) {
   return Json::parse(best.strings.at("training")).get("val_accuracy", -1.0);
 }
 
+// Mixup (Zhang et al. 2018) on one batch, in place: lambda ~ Beta(alpha, alpha), a random
+// pairing `perm` of the batch, x_i <- lambda * x_i + (1 - lambda) * x_perm(i); labels_b gets
+// the partners' labels. Seeded by (seed, step), so a resumed run draws the same blends.
+float mixup_batch(data::Batch& batch, double alpha, uint64_t seed, int64_t step,
+                  std::vector<int>& labels_b) {
+  Rng rng(seed * 0xD1B54A32D192ED03ull + static_cast<uint64_t>(step) + 0x6A09E667F3BCC909ull);
+  const float lambda = static_cast<float>(rng.beta(alpha, alpha));
+  const int n = static_cast<int>(batch.labels.size());
+  std::vector<int> perm(n);
+  for (int i = 0; i < n; ++i) perm[i] = i;
+  for (int i = n - 1; i > 0; --i) std::swap(perm[i], perm[rng.below(i + 1)]);
+  const Tensor original = batch.images.clone();
+  const int64_t per = batch.images.numel() / std::max(n, 1);
+  float* x = batch.images.data();
+  const float* x0 = original.data();
+  labels_b.resize(n);
+  for (int i = 0; i < n; ++i) {
+    labels_b[i] = batch.labels[perm[i]];
+    const float* partner = x0 + perm[i] * per;
+    for (int64_t j = 0; j < per; ++j)
+      x[i * per + j] = lambda * x0[i * per + j] + (1 - lambda) * partner[j];
+  }
+  return lambda;
+}
+
 // The network's top-level child "backbone", or nullptr.
 Layer* find_backbone(Model& model) {
   for (size_t i = 0; i < model.net().size(); ++i)
@@ -290,12 +316,21 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
     while (loader.next(batch)) {
       lr = schedule->lr(st.global_step, steps_per_epoch) * st.lr_scale;
       optimizer->set_lr(static_cast<float>(lr));
+      // Mixup blends each example with another of the batch; the accuracy counts the
+      // label that dominates the blend.
+      std::vector<int> labels_b;
+      float lambda = 1;
+      if (cfg.mixup > 0) lambda = mixup_batch(batch, cfg.mixup, cfg.seed, st.global_step, labels_b);
       Tensor logits = model.forward(batch.images, /*training=*/true);
-      Tensor loss = softmax_cross_entropy(logits, batch.labels,
-                                          static_cast<float>(cfg.label_smoothing), class_weights);
+      const float smoothing = static_cast<float>(cfg.label_smoothing);
+      Tensor loss = cfg.mixup > 0 ? mixup_cross_entropy(logits, batch.labels, labels_b, lambda,
+                                                        smoothing, class_weights)
+                                  : softmax_cross_entropy(logits, batch.labels, smoothing,
+                                                          class_weights);
+      const std::vector<int>& dominant = lambda >= 0.5f ? batch.labels : labels_b;
       const int n = static_cast<int>(batch.labels.size());
       const int k = static_cast<int>(logits.dim(1));
-      for (int i = 0; i < n; ++i) correct += argmax(logits.data() + i * k, k) == batch.labels[i];
+      for (int i = 0; i < n; ++i) correct += argmax(logits.data() + i * k, k) == dominant[i];
       seen += n;
       loss_sum += loss.item() * n;
       backward(loss);
@@ -396,6 +431,7 @@ void TrainConfig::validate() const {
             "--optimizer: expected sgd, adam or adamw, got '", optimizer, "'");
   FER_CHECK(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing must be in [0, 1), got ",
             label_smoothing);
+  FER_CHECK(mixup >= 0 && std::isfinite(mixup), "--mixup must be >= 0 (0 = off), got ", mixup);
   FER_CHECK(expect_height >= 0 && expect_width >= 0, "--expect-size must be positive");
   FER_CHECK(!skip_mismatched || !weights.empty(), "--skip-mismatched needs --weights FILE");
   FER_CHECK(unfreeze_epoch >= 0, "--unfreeze-epoch must be >= 0, got ", unfreeze_epoch);

@@ -38,6 +38,7 @@ struct TrainConfig {
   std::string monitor = "val_accuracy";  // or val_loss (plateau and early stopping)
   int early_stopping = 0;                // patience in epochs; 0 = off
   double label_smoothing = 0;
+  double mixup = 0;  // mixup's Beta(alpha, alpha) parameter; 0 = off
   std::string class_weights = "none";  // none | balanced
   Json augment = Json::object();       // data::Augment fields
   int max_per_class = 0;               // train on a subset (0 = all)

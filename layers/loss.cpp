@@ -8,8 +8,12 @@
 
 namespace fer {
 
-Tensor softmax_cross_entropy(const Tensor& logits, const std::vector<int>& labels,
-                             float label_smoothing, const std::vector<float>& class_weights) {
+namespace {
+
+// Checks the arguments of the losses below; returns the class weights' pointer (nullptr
+// for none).
+const float* check_loss_arguments(const Tensor& logits, const std::vector<int>& labels,
+                                  float label_smoothing, const std::vector<float>& class_weights) {
   FER_CHECK(logits.defined() && logits.ndim() == 2,
             "softmax_cross_entropy: expected logits [N, K], got ",
             logits.defined() ? shape_str(logits.shape()) : "an undefined tensor");
@@ -37,15 +41,14 @@ Tensor softmax_cross_entropy(const Tensor& logits, const std::vector<int>& label
               "to zero, so the weighted mean is undefined");
     weights = class_weights.data();
   }
+  return weights;
+}
 
+// The loss value as a scalar Tensor whose backward adds g * dlogits into the logits.
+// The gradient costs almost nothing extra inside the fused kernel, so it is computed
+// with the loss (when wanted) and the backward only scales it.
+Tensor loss_with_gradient(const Tensor& logits, double loss, bool record, const Tensor& dlogits) {
   Tape& tape = Tape::current();
-  const bool record = tape.wants({&logits});
-  // The gradient costs almost nothing extra inside the fused kernel, so it is computed
-  // now (when wanted) and the backward only scales it by the loss's incoming gradient.
-  Tensor dlogits = record ? Tensor(logits.shape()) : Tensor();
-  const double loss = kernels::softmax_cross_entropy(logits.data(), labels.data(), N, K,
-                                                     label_smoothing, weights,
-                                                     record ? dlogits.data() : nullptr);
   Tensor out = Tensor::scalar(static_cast<float>(loss));
   if (record) {
     out.set_requires_grad(true);
@@ -57,6 +60,44 @@ Tensor softmax_cross_entropy(const Tensor& logits, const std::vector<int>& label
     });
   }
   return out;
+}
+
+}  // namespace
+
+Tensor softmax_cross_entropy(const Tensor& logits, const std::vector<int>& labels,
+                             float label_smoothing, const std::vector<float>& class_weights) {
+  const float* weights = check_loss_arguments(logits, labels, label_smoothing, class_weights);
+  const bool record = Tape::current().wants({&logits});
+  Tensor dlogits = record ? Tensor(logits.shape()) : Tensor();
+  const double loss = kernels::softmax_cross_entropy(logits.data(), labels.data(), logits.dim(0),
+                                                     logits.dim(1), label_smoothing, weights,
+                                                     record ? dlogits.data() : nullptr);
+  return loss_with_gradient(logits, loss, record, dlogits);
+}
+
+Tensor mixup_cross_entropy(const Tensor& logits, const std::vector<int>& labels_a,
+                           const std::vector<int>& labels_b, float lambda, float label_smoothing,
+                           const std::vector<float>& class_weights) {
+  const float* weights = check_loss_arguments(logits, labels_a, label_smoothing, class_weights);
+  check_loss_arguments(logits, labels_b, label_smoothing, class_weights);
+  FER_CHECK(lambda >= 0.f && lambda <= 1.f, "mixup_cross_entropy: lambda must be in [0, 1], got ",
+            lambda);
+  const int64_t N = logits.dim(0), K = logits.dim(1);
+  const bool record = Tape::current().wants({&logits});
+  Tensor dlogits = record ? Tensor(logits.shape()) : Tensor();
+  Tensor db = record ? Tensor(logits.shape()) : Tensor();
+  const double la = kernels::softmax_cross_entropy(logits.data(), labels_a.data(), N, K,
+                                                   label_smoothing, weights,
+                                                   record ? dlogits.data() : nullptr);
+  const double lb = kernels::softmax_cross_entropy(logits.data(), labels_b.data(), N, K,
+                                                   label_smoothing, weights,
+                                                   record ? db.data() : nullptr);
+  if (record) {
+    float* d = dlogits.data();
+    const float* e = db.data();
+    for (int64_t i = 0; i < dlogits.numel(); ++i) d[i] = lambda * d[i] + (1 - lambda) * e[i];
+  }
+  return loss_with_gradient(logits, lambda * la + (1 - lambda) * lb, record, dlogits);
 }
 
 std::vector<float> softmax_probabilities(const Tensor& logits) {

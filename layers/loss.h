@@ -21,6 +21,14 @@ Tensor softmax_cross_entropy(const Tensor& logits, const std::vector<int>& label
                              float label_smoothing = 0,
                              const std::vector<float>& class_weights = {});
 
+// Mixup's loss (Zhang et al. 2018): the network saw lambda * x_a + (1 - lambda) * x_b, and
+// is asked for the same blend of the labels. Cross-entropy is linear in the target, so this
+// is lambda * CE(logits, labels_a) + (1 - lambda) * CE(logits, labels_b), each term with
+// the smoothing and weights of softmax_cross_entropy above; lambda in [0, 1].
+Tensor mixup_cross_entropy(const Tensor& logits, const std::vector<int>& labels_a,
+                           const std::vector<int>& labels_b, float lambda,
+                           float label_smoothing = 0, const std::vector<float>& class_weights = {});
+
 // Row softmax of logits [N, K] (probabilities for evaluation), N*K values row by row.
 // No autograd.
 std::vector<float> softmax_probabilities(const Tensor& logits);

@@ -1,0 +1,177 @@
+// RandomErasing, mixup (its Beta draws, its loss and gradient, and a training run that
+// uses it with an interrupted-and-resumed run reproducing an uninterrupted one).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+#include "command.h"
+#include "data/augment.h"
+#include "error_of.h"
+#include "fer/autograd.h"
+#include "fer/json.h"
+#include "fer/npz.h"
+#include "fer/rng.h"
+#include "layers/loss.h"
+
+namespace fer {
+namespace {
+
+using testing::error_of;
+using testing::run_fer;
+
+TEST(RandomErasing, BoxesFollowTorchvisionsRanges) {
+  Rng rng(1);
+  int erased = 0;
+  const int tries = 4000;
+  for (int t = 0; t < tries; ++t) {
+    const data::EraseBox b = data::draw_erasing(0.5f, 48, 40, rng);
+    if (b.height == 0) continue;
+    ++erased;
+    ASSERT_GE(b.y, 0);
+    ASSERT_GE(b.x, 0);
+    ASSERT_LE(b.y + b.height, 48);
+    ASSERT_LE(b.x + b.width, 40);
+    ASSERT_LT(b.height, 48);
+    ASSERT_LT(b.width, 40);
+    // Area 2-33% of the image and aspect 0.3-3.3, up to the rounding of each side.
+    const double area = double(b.height) * b.width / (48.0 * 40.0);
+    EXPECT_GT(area, 0.02 * 0.5) << b.height << "x" << b.width;
+    EXPECT_LT(area, 0.33 * 1.3) << b.height << "x" << b.width;
+    const double aspect = double(b.height) / b.width;
+    EXPECT_GT(aspect, 0.3 * 0.6);
+    EXPECT_LT(aspect, 3.3 / 0.6);
+  }
+  // p = 0.5, less the rare draws where no box fits in 10 tries.
+  EXPECT_NEAR(erased / double(tries), 0.5, 0.04);
+  Rng never(2);
+  for (int t = 0; t < 100; ++t) EXPECT_EQ(data::draw_erasing(0.f, 48, 48, never).height, 0);
+}
+
+TEST(RandomErasing, ZeroesExactlyTheBoxAndLeavesTheOtherDrawsAlone) {
+  data::Image img;
+  img.height = img.width = 48;
+  img.channels = 1;
+  img.pixels.assign(48 * 48, 200);
+  data::Preprocess pre;
+  pre.height = pre.width = 32;
+  data::Augment plain;
+  plain.horizontal_flip = true;
+  plain.rotation_range = 10;
+  data::Augment erasing = plain;
+  erasing.erasing = 1;
+  std::vector<float> a(32 * 32), b(32 * 32);
+  int zeroed_total = 0;
+  for (uint64_t seed = 0; seed < 20; ++seed) {
+    Rng r1(seed), r2(seed), r3(seed);
+    data::augment_and_preprocess(img, plain, pre, r1, a.data());
+    data::augment_and_preprocess(img, erasing, pre, r2, b.data());
+    // Replay r3 to learn the box: the geometry draws come first, then the box.
+    data::draw_augment(erasing, 48, 48, r3);
+    const data::EraseBox box = data::draw_erasing(1, 32, 32, r3);
+    for (int y = 0; y < 32; ++y)
+      for (int x = 0; x < 32; ++x) {
+        const bool inside = y >= box.y && y < box.y + box.height && x >= box.x && x < box.x + box.width;
+        if (inside) {
+          ASSERT_EQ(b[y * 32 + x], 0.f);
+          ++zeroed_total;
+        } else {
+          ASSERT_EQ(b[y * 32 + x], a[y * 32 + x]) << seed << " " << y << "," << x;
+        }
+      }
+  }
+  EXPECT_GT(zeroed_total, 0);
+  // JSON round trip and checking.
+  EXPECT_FLOAT_EQ(data::Augment::from_json(erasing.to_json()).erasing, 1.f);
+  Json bad = Json::object();
+  bad["erasing"] = 1.5;
+  EXPECT_NE(error_of([&] { data::Augment::from_json(bad); }).find("erasing"), std::string::npos);
+}
+
+TEST(Mixup, BetaDrawsHaveTheRightMoments) {
+  for (const double alpha : {0.2, 1.0, 2.0}) {
+    Rng rng(7);
+    const int n = 40000;
+    double sum = 0, sq = 0;
+    for (int i = 0; i < n; ++i) {
+      const double x = rng.beta(alpha, alpha);
+      ASSERT_GE(x, 0);
+      ASSERT_LE(x, 1);
+      sum += x;
+      sq += x * x;
+    }
+    const double mean = sum / n, var = sq / n - mean * mean;
+    EXPECT_NEAR(mean, 0.5, 0.01) << alpha;
+    EXPECT_NEAR(var, 1 / (4 * (2 * alpha + 1)), 0.01) << alpha;  // Beta(a, a) variance
+  }
+  Rng rng(8);
+  double sum = 0;
+  for (int i = 0; i < 40000; ++i) sum += rng.gamma(0.5);
+  EXPECT_NEAR(sum / 40000, 0.5, 0.02);  // Gamma(k, 1) has mean k
+}
+
+// The loss is lambda * CE(a) + (1 - lambda) * CE(b), and its gradient matches finite
+// differences of that loss.
+TEST(Mixup, LossIsTheBlendAndItsGradientChecks) {
+  Rng rng(3);
+  const int n = 5, k = 4;
+  Tensor logits({n, k});
+  for (int64_t i = 0; i < logits.numel(); ++i) logits.data()[i] = static_cast<float>(rng.normal());
+  const std::vector<int> a = {0, 1, 2, 3, 1}, b = {2, 2, 0, 3, 0};
+  const float lambda = 0.3f, smoothing = 0.1f;
+  const std::vector<float> weights = {1.f, 2.f, 0.5f, 1.f};
+  {
+    NoGradGuard no_grad;
+    const double la = softmax_cross_entropy(logits, a, smoothing, weights).item();
+    const double lb = softmax_cross_entropy(logits, b, smoothing, weights).item();
+    EXPECT_NEAR(mixup_cross_entropy(logits, a, b, lambda, smoothing, weights).item(),
+                lambda * la + (1 - lambda) * lb, 1e-6);
+    EXPECT_NEAR(mixup_cross_entropy(logits, a, b, 1.f).item(), softmax_cross_entropy(logits, a).item(),
+                1e-7);
+  }
+  Tensor z = logits.clone();
+  z.set_requires_grad(true);
+  Tensor loss = mixup_cross_entropy(z, a, b, lambda, smoothing, weights);
+  backward(loss);
+  const std::vector<float> grad = z.grad_tensor().to_vector();
+  NoGradGuard no_grad;
+  for (int64_t i = 0; i < z.numel(); ++i) {
+    Tensor plus = logits.clone(), minus = logits.clone();
+    plus.data()[i] += 1e-2f;
+    minus.data()[i] -= 1e-2f;
+    const double numeric = (mixup_cross_entropy(plus, a, b, lambda, smoothing, weights).item() -
+                            mixup_cross_entropy(minus, a, b, lambda, smoothing, weights).item()) / 2e-2;
+    EXPECT_NEAR(grad[i], numeric, 2e-3) << i;
+  }
+  EXPECT_NE(error_of([&] { mixup_cross_entropy(logits, a, b, 1.5f); }).find("lambda"),
+            std::string::npos);
+}
+
+// A run with mixup and RandomErasing trains, records both settings, and resumes to the
+// same weights as a straight run (the blends are seeded by the step).
+TEST(Mixup, TrainingRunWithMixupAndErasingResumesBitIdentically) {
+  const std::string sample = std::string(FER_SOURCE_DIR) + "/data/sample_faces";
+  const std::string dir = std::string(FER_BINARY_DIR) + "/test_regularizers_";
+  const std::string common = "--data " + sample + "/train --val " + sample +
+                             "/val --batch 32 --seed 5 --threads 1 --workers 1 --quiet "
+                             "--mixup 0.4 --erasing 0.5 --size 32";
+  testing::run_command("rm -rf " + dir + "a " + dir + "b");
+  auto r = run_fer("train " + common + " --epochs 1 --out " + dir + "a");
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run_fer("train --resume " + dir + "a --epochs 2 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run_fer("train " + common + " --epochs 2 --out " + dir + "b");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const NpzArrays x = read_npz(dir + "a/last.npz"), y = read_npz(dir + "b/last.npz");
+  ASSERT_EQ(x.tensors.size(), y.tensors.size());
+  for (const auto& [name, t] : x.tensors) EXPECT_EQ(t.to_vector(), y.tensors.at(name).to_vector()) << name;
+  const Json config = Json::parse(x.strings.at("training")).at("config");
+  EXPECT_DOUBLE_EQ(config.get("mixup", 0.0), 0.4);
+  EXPECT_DOUBLE_EQ(config.at("augment").get("erasing", 0.0), 0.5);
+  EXPECT_NE(run_fer("train " + common + " --mixup -1 --epochs 1 --out " + dir + "c").out.find("--mixup"),
+            std::string::npos);
+}
+
+}  // namespace
+}  // namespace fer
