@@ -1,5 +1,6 @@
 // `fer eval`, `fer predict`, `fer infer` and `fer summary`: using a trained model file.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <numeric>
@@ -18,6 +19,8 @@
 #include "fer/model.h"
 #include "fer/npy.h"
 #include "fer/npz.h"
+#include "fer/report.h"
+#include "fer/roc.h"
 #include "layers/loss.h"
 
 namespace fer::cli {
@@ -80,12 +83,16 @@ int eval(int argc, char** argv) {
              {"tta", "MODE", "test-time augmentation: none (default) | flip | tencrop"},
              {"batch", "B", "batch size (default 128)"},
              {"json", "", "print one JSON object instead of the report"},
+             {"report", "OUT.html", "also write an HTML report (confusion matrices, per-class "
+                                    "metrics, ROC curves, most confident mistakes)"},
+             {"history", "CSV", "with --report: add the training curves of a run's history.csv"},
              {"skip-bad", "", "skip (and count) unreadable images and malformed rows"},
              {"expect-size", "HxW", "images must be this size (bad item otherwise) instead of resized"},
              {"threads", "N", "compute threads"}},
             argc, argv);
   if (args.help()) {
-    std::printf("usage: fer eval [--model FILE.npz ...] --data DIR [--tta MODE] [--json]\n\n%s",
+    std::printf("usage: fer eval [--model FILE.npz ...] --data DIR [--tta MODE] [--json] "
+                "[--report OUT.html]\n\n%s",
                 args.usage().c_str());
     return 0;
   }
@@ -107,11 +114,32 @@ int eval(int argc, char** argv) {
     datasets.push_back(&by_channels[c]);
   }
   const data::Dataset& ds = *datasets.front();
+  FER_CHECK(!args.has("history") || args.has("report"), "fer eval: --history goes with --report");
+  // Read the history first: a typo in its path should not cost a whole evaluation.
+  std::vector<HistoryRow> history;
+  if (args.has("history")) history = read_history_csv(args.str("history"));
   const Evaluation ev = evaluate_ensemble(pointers(models), datasets, args.integer("batch", 128),
-                                          /*keep_probabilities=*/false, /*workers=*/1, tta);
+                                          /*keep_probabilities=*/true, /*workers=*/1, tta);
   const std::vector<std::string>& classes = models.front().classes();
+  const std::vector<RocCurve> roc =
+      roc_per_class(ev.probabilities, ds.labels, static_cast<int>(classes.size()));
+  const std::string what = paths.size() == 1 ? paths.front()
+                           : "ensemble of " + std::to_string(paths.size()) + " models";
+  if (args.has("report")) {
+    const EvaluationSection section =
+        evaluation_section(ev, ds, args.str("data"), what + "; TTA: " + tta);
+    write_report(args.str("report"), report_html("fer eval: " + what, history.empty() ? nullptr
+                                                                                   : &history,
+                                                 &section));
+    std::fprintf(stderr, "wrote %s\n", args.str("report").c_str());
+  }
   if (args.flag("json")) {
     Json j = ev.confusion.to_json(classes);
+    // AUC per class (one vs rest; null where a class has no examples or no others).
+    for (size_t k = 0; k < classes.size(); ++k)
+      j["per_class"][classes[k]]["auc"] = std::isnan(roc[k].auc) ? Json() : Json(roc[k].auc);
+    const double macro = macro_auc(roc);
+    j["macro_auc"] = std::isnan(macro) ? Json() : Json(macro);
     j["loss"] = ev.loss;
     j["images"] = static_cast<int64_t>(ds.size());
     j["skipped"] = ds.skipped;
@@ -126,11 +154,10 @@ int eval(int argc, char** argv) {
     j["data"] = args.str("data");
     std::printf("%s\n", j.dump().c_str());
   } else {
-    const std::string what = paths.size() == 1 ? paths.front()
-                             : "ensemble of " + std::to_string(paths.size()) + " models";
-    std::printf("%s on %s: %zu images, TTA %s, accuracy %.4f, macro F1 %.4f, loss %.4f\n\n%s",
+    std::printf("%s on %s: %zu images, TTA %s, accuracy %.4f, macro F1 %.4f, macro AUC %.4f, "
+                "loss %.4f\n\n%s",
                 what.c_str(), args.str("data").c_str(), ds.size(), tta.c_str(),
-                ev.confusion.accuracy(), ev.confusion.macro_f1(), ev.loss,
+                ev.confusion.accuracy(), ev.confusion.macro_f1(), macro_auc(roc), ev.loss,
                 ev.confusion.report(classes).c_str());
   }
   return 0;

@@ -483,4 +483,30 @@ void write_report(const std::string& path, const std::string& html) {
   write_file_atomically(path, [&](std::FILE* f) { fwrite_all(f, html.data(), html.size()); });
 }
 
+EvaluationSection evaluation_section(const Evaluation& evaluation, const data::Dataset& dataset,
+                                     const std::string& data_path, const std::string& note,
+                                     int faces) {
+  FER_CHECK(evaluation.probabilities.size() == dataset.size(), "report: the evaluation kept ",
+            evaluation.probabilities.size(), " probability rows for ", dataset.size(),
+            " examples (evaluate with keep_probabilities)");
+  EvaluationSection section;
+  section.data = data_path;
+  section.classes = dataset.classes;
+  section.confusion = evaluation.confusion;
+  section.loss = evaluation.loss;
+  section.note = note;
+  section.roc = roc_per_class(evaluation.probabilities, dataset.labels,
+                              static_cast<int>(dataset.classes.size()));
+  for (const int i : most_confident_mistakes(evaluation.probabilities, dataset.labels, faces)) {
+    ReportFace face;
+    face.image = dataset.images[i];
+    face.truth = dataset.classes[dataset.labels[i]];
+    face.predicted = dataset.classes[evaluation.predictions[i]];
+    face.confidence = evaluation.probabilities[i][evaluation.predictions[i]];
+    face.source = dataset.sources[i];
+    section.misclassified.push_back(std::move(face));
+  }
+  return section;
+}
+
 }  // namespace fer

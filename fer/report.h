@@ -16,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "data/dataset.h"
 #include "data/image.h"
+#include "fer/evaluate.h"
 #include "fer/metrics.h"
 #include "fer/roc.h"
 
@@ -54,6 +56,12 @@ struct EvaluationSection {
 // probability, descending (ties: lower index first); at most `count`.
 std::vector<int> most_confident_mistakes(const std::vector<std::vector<float>>& probabilities,
                                          const std::vector<int>& labels, int count);
+
+// The evaluation part of a report from `evaluation` (run with keep_probabilities) on
+// `dataset`: ROC curves from the probabilities and the `faces` most confident mistakes.
+EvaluationSection evaluation_section(const Evaluation& evaluation, const data::Dataset& dataset,
+                                     const std::string& data_path, const std::string& note,
+                                     int faces = 24);
 
 // A whole page: the title, then the training section when `history` is given (accuracy,
 // loss and learning-rate charts per epoch), then the evaluation section when `evaluation`

@@ -22,6 +22,7 @@
 #include "fer/model.h"
 #include "fer/npz.h"
 #include "fer/progress.h"
+#include "fer/report.h"
 #include "fer/rng.h"
 #include "layers/loss.h"
 #include "optim/clip.h"
@@ -192,6 +193,11 @@ Json schedule_options(const TrainConfig& c) {
     o["gamma"] = c.step_gamma;
   }
   return o;
+}
+
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 // The best.npz of a run records its epoch and validation accuracy, so that a run resumed
@@ -406,13 +412,21 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
   }
   result.best_val_accuracy = st.best_val_accuracy;
   result.best_epoch = st.best_epoch;
-  if (!cfg.quiet) {
-    // The run's product is best.npz: report it the way `fer eval` would.
+  // The run's product is best.npz: report it the way `fer eval` would, and write
+  // report.html (training curves, and best.npz's evaluation on the validation data).
+  if (file_exists(cfg.out + "/best.npz")) {
     Model best = Model::load(cfg.out + "/best.npz");
-    const Evaluation ev = evaluate(best, val_set, std::max(cfg.batch, 128), false, cfg.workers);
-    std::printf("\nbest.npz (epoch %d) on %s: accuracy %.4f, macro F1 %.4f\n\n%s",
-                st.best_epoch, cfg.val.c_str(), ev.confusion.accuracy(), ev.confusion.macro_f1(),
-                ev.confusion.report(model.classes()).c_str());
+    const Evaluation ev = evaluate(best, val_set, std::max(cfg.batch, 128), true, cfg.workers);
+    if (!cfg.quiet)
+      std::printf("\nbest.npz (epoch %d) on %s: accuracy %.4f, macro F1 %.4f\n\n%s",
+                  st.best_epoch, cfg.val.c_str(), ev.confusion.accuracy(),
+                  ev.confusion.macro_f1(), ev.confusion.report(model.classes()).c_str());
+    const std::vector<HistoryRow> rows = read_history_csv(history);
+    const EvaluationSection section = evaluation_section(
+        ev, val_set, cfg.val, "best.npz, epoch " + std::to_string(st.best_epoch) + "; TTA: none");
+    write_report(cfg.out + "/report.html",
+                 report_html(cfg.model + " trained in " + cfg.out, &rows, &section));
+    if (!cfg.quiet) std::printf("report: %s/report.html\n", cfg.out.c_str());
   }
   return result;
 }
