@@ -14,14 +14,16 @@
 // cores do while they run, whoever else is waiting for them), and pct_peak = that as a
 // percentage of the FMA peak measured the same way at start-up with as many threads as
 // the GEMMs use (BM_FmaPeak reports both rates; the Stream ones wall-clock bandwidth).
-// Shapes (names say where they come from; batch 64 throughout):
-//   mbv1_pwN     MobileNet V1 alpha 0.75 at 96 px, the 1x1 convolutions: forward
-//                [pixels, in] * [in, out], beta 0 (no bias: BatchNorm follows)
-//   .._dx        their input gradient  dX [pixels, in] += dY [pixels, out] * W^T  (trans_b)
-//   .._dw        their weight gradient dW [in, out] += X^T [in, pixels] * dY    (trans_a)
-//   cnn3_convN   cnn3's 3x3 convolutions as im2col GEMMs [pixels, 9*in] * [9*in, out]
-//   cnn3_dense1, cnn3_predictions  its classifier's Dense layers, forward, _dx and _dw
+// Shapes: every convolution of fer's networks as built by the architecture registry
+// (bench/network_shapes.h; $FER_BENCH_NETWORKS=all adds MobileNet V1/V2 at 48, 96, 128 and
+// 224 px, $FER_BENCH_BATCHES picks the batch sizes, default 64 and 1). Names are
+// <network>/b<batch>/<layer>_<m>x<k>x<n>:
+//   (plain)  forward [pixels, kh*kw*in] * [kh*kw*in, out], beta 0 (BatchNorm follows)
+//   _dx      the input gradient  d(col) [pixels, kh*kw*in] += dY [pixels, out] * W^T  (trans_b)
+//   _dw      the weight gradient dW [kh*kw*in, out] += col^T * dY                    (trans_a)
+//   cnn3_dense1, cnn3_predictions  cnn3's classifier's Dense layers, forward, _dx and _dw
 //   small_N, square_N   N x N x N (small_N also with the three-loop reference)
+// Filter with --benchmark_filter, e.g. 'mbv1_0.75_96/b64/conv_pw_[1-3]_'.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -31,6 +33,8 @@
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "bench/network_shapes.h"
 
 // Highway 1.0.3 fails to compile under -march=native on CPUs with AVX-512 VNNI/VBMI2
 // unless AVX3_DL is among the wanted targets (detect_targets.h tests an undefined macro).
@@ -192,33 +196,18 @@ void BM_Gemm(benchmark::State& state, Shape s, Gemm gemm) {
 
 std::vector<Shape> shapes() {
   std::vector<Shape> out;
-  // MobileNet V1 alpha 0.75, 96 px: the pointwise convolution after each depthwise one.
-  struct Pw {
-    int side, in, out;
-  };
-  const Pw pw[] = {{48, 24, 48},  {24, 48, 96},   {24, 96, 96},   {12, 96, 192},
-                   {12, 192, 192}, {6, 192, 384}, {6, 384, 384}, {3, 384, 768},
-                   {3, 768, 768}};
-  for (size_t i = 0; i < std::size(pw); ++i) {
-    const int pixels = 64 * pw[i].side * pw[i].side;
-    const std::string name = "mbv1_pw" + std::to_string(i + 1) + "_" +
-                             std::to_string(pixels) + "x" + std::to_string(pw[i].in) + "x" +
-                             std::to_string(pw[i].out);
-    out.push_back({name, false, false, pixels, pw[i].out, pw[i].in, 0.f});
-    out.push_back({name + "_dx", false, true, pixels, pw[i].in, pw[i].out, 1.f});
-    out.push_back({name + "_dw", true, false, pw[i].in, pw[i].out, pixels, 1.f});
-  }
-  // cnn3 at 48x48: its 3x3 convolutions, im2col rows x (9 * in) times (9 * in) x out.
-  struct Conv {
-    int side, in, out;
-  };
-  const Conv conv[] = {{48, 1, 32}, {48, 32, 32}, {24, 32, 64},
-                       {24, 64, 64}, {12, 64, 128}, {12, 128, 128}};
-  for (size_t i = 0; i < std::size(conv); ++i) {
-    const int pixels = 64 * conv[i].side * conv[i].side;
-    out.push_back({"cnn3_conv" + std::to_string(i + 1) + "_" + std::to_string(pixels) + "x" +
-                       std::to_string(9 * conv[i].in) + "x" + std::to_string(conv[i].out),
-                   false, false, pixels, conv[i].out, 9 * conv[i].in, 0.f});
+  // Every convolution of the bench networks (bench/network_shapes.h), as the GEMMs fer
+  // runs for it: [pixels, kh*kw*in] * [kh*kw*in, out] forward (a 1x1 stride-1 layer needs
+  // no im2col copy), the input gradient d(col) = dY * W^T and the weight gradient
+  // dW = col^T * dY. Depthwise layers are not GEMMs (bench_depthwise).
+  for (const ConvShape& c : bench_conv_shapes()) {
+    if (c.depthwise) continue;
+    const int pixels = c.g.n * c.g.oh * c.g.ow, k = c.g.kh * c.g.kw * c.g.c, n = c.out_channels;
+    const std::string name = c.name + "_" + std::to_string(pixels) + "x" + std::to_string(k) +
+                             "x" + std::to_string(n);
+    out.push_back({name, false, false, pixels, n, k, 0.f});
+    out.push_back({name + "_dx", false, true, pixels, k, n, 1.f});
+    out.push_back({name + "_dw", true, false, k, n, pixels, 1.f});
   }
   // cnn3's classifier: Flatten (6*6*128) -> Dense 256 -> Dense 7, forward and backward.
   struct Fc {
