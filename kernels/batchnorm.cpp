@@ -2,6 +2,8 @@
 
 #include <omp.h>
 
+#include "kernels/activation.h"
+
 #include <cmath>
 #include <vector>
 
@@ -109,8 +111,63 @@ void batchnorm_update_running_stats(float* moving_mean, float* moving_var, const
   }
 }
 
+// The fused references: the reference BatchNorm, then the reference activation (forward);
+// the reference activation backward, then the reference BatchNorm backward. The activation
+// backward reads the activation's output y where the layer pair reads its input z; they
+// give the same mask (y > 0 iff z > 0, y < 6 iff z < 6).
+
+namespace {
+void act_forward_ref(Act act, float* y, int64_t n) {  // in place
+  if (act == Act::kRelu) relu_forward_ref(y, n, y);
+  if (act == Act::kRelu6) relu6_forward_ref(y, n, y);
+}
+// dz = dy masked by the activation's derivative (a fresh buffer: the activation backward
+// adds into its output, as into a zeroed gradient on the tape).
+std::vector<float> act_backward_ref(Act act, const float* y, const float* dy, int64_t n) {
+  if (act == Act::kNone) return std::vector<float>(dy, dy + n);
+  std::vector<float> dz(n, 0.f);
+  if (act == Act::kRelu) relu_backward_ref(y, dy, n, dz.data());
+  if (act == Act::kRelu6) relu6_backward_ref(y, dy, n, dz.data());
+  return dz;
+}
+}  // namespace
+
+void batchnorm_forward_train_fused_ref(Act act, const float* x, const float* gamma,
+                                       const float* beta, int64_t rows, int64_t C, float eps,
+                                       float* y, float* mean, float* var, float* inv_std) {
+  batchnorm_forward_train_ref(x, gamma, beta, rows, C, eps, y, mean, var, inv_std);
+  act_forward_ref(act, y, rows * C);
+}
+
+void batchnorm_forward_inference_fused_ref(Act act, const float* x, const float* gamma,
+                                           const float* beta, const float* moving_mean,
+                                           const float* moving_var, int64_t rows, int64_t C,
+                                           float eps, float* y) {
+  batchnorm_forward_inference_ref(x, gamma, beta, moving_mean, moving_var, rows, C, eps, y);
+  act_forward_ref(act, y, rows * C);
+}
+
+void batchnorm_backward_train_fused_ref(Act act, const float* y, const float* x,
+                                        const float* dy, const float* gamma, const float* mean,
+                                        const float* inv_std, int64_t rows, int64_t C,
+                                        float* dx, float* dgamma, float* dbeta) {
+  const std::vector<float> dz = act_backward_ref(act, y, dy, rows * C);
+  batchnorm_backward_train_ref(x, dz.data(), gamma, mean, inv_std, rows, C, dx, dgamma, dbeta);
+}
+
+void batchnorm_backward_inference_fused_ref(Act act, const float* y, const float* x,
+                                            const float* dy, const float* gamma,
+                                            const float* mean, const float* inv_std,
+                                            int64_t rows, int64_t C, float* dx, float* dgamma,
+                                            float* dbeta) {
+  const std::vector<float> dz = act_backward_ref(act, y, dy, rows * C);
+  batchnorm_backward_inference_ref(x, dz.data(), gamma, mean, inv_std, rows, C, dx, dgamma,
+                                   dbeta);
+}
+
 // ======================================================================================
-// Optimized versions: rows are split over OpenMP threads; each thread sums its rows into
+// The OpenMP loops (`_loops`; the public entry points are in batchnorm_hwy.cpp): rows are
+// split over OpenMP threads; each thread sums its rows into
 // its own [C] partial (channel loop innermost, so it walks memory contiguously and
 // vectorizes), and the partials are added in thread order, so results do not depend on
 // scheduling.
@@ -168,9 +225,9 @@ void affine_rows(const float* x, const float* center, const float* scale, const 
 
 }  // namespace
 
-void batchnorm_forward_train(const float* x, const float* gamma, const float* beta,
-                             int64_t rows, int64_t C, float eps, float* y, float* mean,
-                             float* var, float* inv_std) {
+void batchnorm_forward_train_loops(const float* x, const float* gamma, const float* beta,
+                                   int64_t rows, int64_t C, float eps, float* y, float* mean,
+                                   float* var, float* inv_std) {
   std::vector<double> m(C), v(C);
   column_sums(
       rows, C,
@@ -202,9 +259,9 @@ void batchnorm_forward_train(const float* x, const float* gamma, const float* be
   affine_rows(x, mean, scale.data(), beta, rows, C, y);
 }
 
-void batchnorm_forward_inference(const float* x, const float* gamma, const float* beta,
-                                 const float* moving_mean, const float* moving_var,
-                                 int64_t rows, int64_t C, float eps, float* y) {
+void batchnorm_forward_inference_loops(const float* x, const float* gamma, const float* beta,
+                                       const float* moving_mean, const float* moving_var,
+                                       int64_t rows, int64_t C, float eps, float* y) {
   std::vector<float> scale(C);
   for (int64_t c = 0; c < C; ++c)
     scale[c] = static_cast<float>(gamma[c] / std::sqrt(double(moving_var[c]) + eps));
@@ -236,9 +293,9 @@ static void dy_sums(const float* x, const float* dy, const float* mean, const fl
   }
 }
 
-void batchnorm_backward_train(const float* x, const float* dy, const float* gamma,
-                              const float* mean, const float* inv_std, int64_t rows,
-                              int64_t C, float* dx, float* dgamma, float* dbeta) {
+void batchnorm_backward_train_loops(const float* x, const float* dy, const float* gamma,
+                                    const float* mean, const float* inv_std, int64_t rows,
+                                    int64_t C, float* dx, float* dgamma, float* dbeta) {
   std::vector<double> sum_dy, sum_dy_xhat;
   dy_sums(x, dy, mean, inv_std, rows, C, sum_dy, sum_dy_xhat, dgamma, dbeta);
   if (!dx) return;
@@ -262,9 +319,9 @@ void batchnorm_backward_train(const float* x, const float* dy, const float* gamm
   }
 }
 
-void batchnorm_backward_inference(const float* x, const float* dy, const float* gamma,
-                                  const float* mean, const float* inv_std, int64_t rows,
-                                  int64_t C, float* dx, float* dgamma, float* dbeta) {
+void batchnorm_backward_inference_loops(const float* x, const float* dy, const float* gamma,
+                                        const float* mean, const float* inv_std, int64_t rows,
+                                        int64_t C, float* dx, float* dgamma, float* dbeta) {
   if (dgamma || dbeta) {
     std::vector<double> sum_dy, sum_dy_xhat;
     dy_sums(x, dy, mean, inv_std, rows, C, sum_dy, sum_dy_xhat, dgamma, dbeta);

@@ -2,6 +2,7 @@
 
 #include "fer/autograd.h"
 #include "kernels/batchnorm.h"
+#include "layers/activation.h"
 
 namespace fer {
 
@@ -45,7 +46,21 @@ std::vector<Parameter*> BatchNormalization::parameters() {
   return params;
 }
 
+bool BatchNormalization::fuses_with(const Layer& next) const {
+  return dynamic_cast<const ReLU*>(&next) != nullptr;
+}
+
+Tensor BatchNormalization::forward_fused(const Tensor& x, bool training, Layer& next) {
+  const auto* relu = dynamic_cast<const ReLU*>(&next);
+  if (!relu) return Layer::forward_fused(x, training, next);
+  return run(x, training, relu->max_value() == 6.f ? kernels::Act::kRelu6 : kernels::Act::kRelu);
+}
+
 Tensor BatchNormalization::forward(const Tensor& x, bool training) {
+  return run(x, training, kernels::Act::kNone);
+}
+
+Tensor BatchNormalization::run(const Tensor& x, bool training, kernels::Act act) {
   if (!built_) layer_error("forward() called before build()");
   // x must be [N, <the example shape given to build>].
   bool fits = x.ndim() == static_cast<int>(input_shape_.size()) + 1 && x.dim(0) > 0;
@@ -67,16 +82,18 @@ Tensor BatchNormalization::forward(const Tensor& x, bool training) {
   if (training && !frozen_) {
     // Batch statistics; mean and inv_std are kept for the backward pass.
     Tensor mean({C}), var({C}), inv_std({C});
-    kernels::batchnorm_forward_train(x.data(), gamma.data(), beta.data(), rows, C, epsilon_,
-                                     y.data(), mean.data(), var.data(), inv_std.data());
+    kernels::batchnorm_forward_train_fused(act, x.data(), gamma.data(), beta.data(), rows, C,
+                                           epsilon_, y.data(), mean.data(), var.data(),
+                                           inv_std.data());
     kernels::batchnorm_update_running_stats(moving_mean_.value.data(),
                                             moving_variance_.value.data(), mean.data(),
                                             var.data(), rows, C, momentum_);
     if (record) {
       y.set_requires_grad(true);
-      tape.record([x, y, gamma, beta, mean, inv_std, rows, C]() {
-        kernels::batchnorm_backward_train(
-            x.data(), y.grad(), gamma.data(), mean.data(), inv_std.data(), rows, C,
+      // With an activation, its output y masks the gradient (kernels/batchnorm.h).
+      tape.record([x, y, gamma, beta, mean, inv_std, rows, C, act]() {
+        kernels::batchnorm_backward_train_fused(
+            act, y.data(), x.data(), y.grad(), gamma.data(), mean.data(), inv_std.data(), rows, C,
             x.requires_grad() ? x.grad() : nullptr,
             gamma.requires_grad() ? gamma.grad() : nullptr,
             beta.requires_grad() ? beta.grad() : nullptr);
@@ -86,10 +103,10 @@ Tensor BatchNormalization::forward(const Tensor& x, bool training) {
   }
 
   // Running statistics: constants of this forward pass.
-  kernels::batchnorm_forward_inference(x.data(), gamma.data(), beta.data(),
-                                       moving_mean_.value.data(),
-                                       moving_variance_.value.data(), rows, C, epsilon_,
-                                       y.data());
+  kernels::batchnorm_forward_inference_fused(act, x.data(), gamma.data(), beta.data(),
+                                             moving_mean_.value.data(),
+                                             moving_variance_.value.data(), rows, C, epsilon_,
+                                             y.data());
   if (record) {
     // Copies, so a later training step that moves the statistics cannot change what
     // this backward differentiates.
@@ -97,9 +114,9 @@ Tensor BatchNormalization::forward(const Tensor& x, bool training) {
     Tensor inv_std({C});
     kernels::batchnorm_inv_std(moving_variance_.value.data(), C, epsilon_, inv_std.data());
     y.set_requires_grad(true);
-    tape.record([x, y, gamma, beta, mean, inv_std, rows, C]() {
-      kernels::batchnorm_backward_inference(
-          x.data(), y.grad(), gamma.data(), mean.data(), inv_std.data(), rows, C,
+    tape.record([x, y, gamma, beta, mean, inv_std, rows, C, act]() {
+      kernels::batchnorm_backward_inference_fused(
+          act, y.data(), x.data(), y.grad(), gamma.data(), mean.data(), inv_std.data(), rows, C,
           x.requires_grad() ? x.grad() : nullptr,
           gamma.requires_grad() ? gamma.grad() : nullptr,
           beta.requires_grad() ? beta.grad() : nullptr);

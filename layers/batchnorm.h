@@ -11,12 +11,20 @@
 // Parameters: "<name>/gamma" (ones, if scale), "<name>/beta" (zeros, if center), both
 // trainable; "<name>/moving_mean" (zeros) and "<name>/moving_variance" (ones), not
 // trainable and never requiring a gradient.
+//
+// Fusion: inside a Sequential, a BatchNormalization immediately followed by a ReLU or
+// ReLU6 runs the pair as one kernel in both directions (forward_fused; the _fused kernels
+// of kernels/batchnorm.h): the activation is applied as the normalized values are
+// written, and its mask is applied to the incoming gradient as it is read. The ReLU layer
+// itself stays in the model (same architecture, names and files); Sequential just does
+// not call it. Sequential::set_fusion(false) turns this off.
 #pragma once
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "kernels/batchnorm.h"
 #include "layers/layer.h"
 
 namespace fer {
@@ -30,6 +38,9 @@ class BatchNormalization : public Layer {
   Shape build(const Shape& input, Rng& rng) override;
   Tensor forward(const Tensor& x, bool training) override;
   std::vector<Parameter*> parameters() override;
+  // True for a ReLU layer (plain or ReLU6): forward_fused then runs BatchNorm + activation.
+  bool fuses_with(const Layer& next) const override;
+  Tensor forward_fused(const Tensor& x, bool training, Layer& next) override;
   Json config() const override;
   // Reads {"name", "epsilon", "momentum", "center", "scale"}; missing fields take the
   // Keras defaults.
@@ -44,6 +55,9 @@ class BatchNormalization : public Layer {
   Tensor& moving_variance() { return moving_variance_.value; }
 
  private:
+  // The forward pass with `act` applied to the output (and its mask to the gradient).
+  Tensor run(const Tensor& x, bool training, kernels::Act act);
+
   float epsilon_;
   float momentum_;
   bool center_;

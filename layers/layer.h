@@ -57,6 +57,16 @@ class Layer {
     return j;
   }
 
+  // Fusion with the next child of a container (Sequential). When fuses_with(next) is true,
+  // forward_fused(x, training, next) computes next.forward(forward(x, training), training)
+  // in one go: the same values, gradients and side effects (running statistics), with
+  // fewer passes over memory. BatchNormalization fuses a following ReLU/ReLU6 this way.
+  // `next` is left untouched and keeps its name, config and (no) parameters.
+  virtual bool fuses_with(const Layer& next) const { return false; }
+  virtual Tensor forward_fused(const Tensor& x, bool training, Layer& next) {
+    return next.forward(forward(x, training), training);
+  }
+
   // A frozen layer's parameters are not updated (they stop requiring gradients) and a
   // frozen BatchNorm runs on its running statistics even in training.
   virtual void set_frozen(bool frozen) {

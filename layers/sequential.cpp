@@ -1,6 +1,8 @@
 #include "layers/sequential.h"
 
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <set>
 
 #include "fer/autograd.h"
@@ -11,12 +13,26 @@ namespace fer {
 namespace {
 thread_local LayerProfiler* active_profiler = nullptr;
 
+// FER_FUSION=0 starts with fusion off (to time or check the unfused path from the CLI).
+bool fusion_from_environment() {
+  const char* v = std::getenv("FER_FUSION");
+  return !(v && std::string(v) == "0");
+}
+std::atomic<bool> fusion_enabled{fusion_from_environment()};
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 }  // namespace
 
 void Sequential::set_profiler(LayerProfiler* profiler) { active_profiler = profiler; }
+
+void Sequential::set_fusion(bool enabled) { fusion_enabled = enabled; }
+bool Sequential::fusion() { return fusion_enabled; }
+
+bool Sequential::fused(size_t i) const {
+  return i < fuses_next_.size() && fuses_next_[i] && fusion_enabled.load(std::memory_order_relaxed);
+}
 
 Sequential& Sequential::add(std::unique_ptr<Layer> layer) {
   layers_.push_back(std::move(layer));
@@ -31,6 +47,10 @@ Shape Sequential::build(const Shape& input, Rng& rng) {
       layer_error("two children are named '", layer->name(), "'");
     shape = layer->build(shape, rng);
   }
+  // Pairs that fuse, left to right: in BN, ReLU, ReLU only the first ReLU is absorbed.
+  fuses_next_.assign(layers_.size(), false);
+  for (size_t i = 0; i + 1 < layers_.size(); ++i)
+    if (layers_[i]->fuses_with(*layers_[i + 1])) fuses_next_[i++] = true;
   output_shape_ = shape;
   return shape;
 }
@@ -38,7 +58,14 @@ Shape Sequential::build(const Shape& input, Rng& rng) {
 Tensor Sequential::forward(const Tensor& x, bool training) {
   if (active_profiler) return forward_profiled(x, training, *active_profiler);
   Tensor h = x;
-  for (auto& layer : layers_) h = layer->forward(h, training);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    if (fused(i)) {
+      h = layers_[i]->forward_fused(h, training, *layers_[i + 1]);
+      ++i;  // the next child ran inside
+    } else {
+      h = layers_[i]->forward(h, training);
+    }
+  }
   return h;
 }
 
@@ -48,22 +75,34 @@ Tensor Sequential::forward(const Tensor& x, bool training) {
 Tensor Sequential::forward_profiled(const Tensor& x, bool training, LayerProfiler& profiler) {
   Tape& tape = Tape::current();
   Tensor h = x;
-  for (auto& child : layers_) {
-    const Layer* leaf = child.get();
-    if (dynamic_cast<const Sequential*>(leaf)) {
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer* child = layers_[i].get();
+    if (dynamic_cast<const Sequential*>(child)) {
       h = child->forward(h, training);
       continue;
     }
+    // A fused pair is timed as one call, reported under its first layer; the second is
+    // reported with 0 s (see LayerProfiler).
+    const Layer* leaf = child;
+    const Layer* absorbed = nullptr;
     const size_t first = tape.size();
     const auto start = std::chrono::steady_clock::now();
-    h = child->forward(h, training);
+    if (fused(i)) {
+      absorbed = layers_[i + 1].get();
+      h = child->forward_fused(h, training, *layers_[i + 1]);
+      ++i;
+    } else {
+      h = child->forward(h, training);
+    }
     profiler.record(*leaf, false, seconds_since(start));
+    if (absorbed) profiler.record(*absorbed, false, 0.0);
     LayerProfiler* p = &profiler;
-    tape.wrap_since(first, [p, leaf](Tape::Backward fn) -> Tape::Backward {
-      return [p, leaf, fn = std::move(fn)]() {
+    tape.wrap_since(first, [p, leaf, absorbed](Tape::Backward fn) -> Tape::Backward {
+      return [p, leaf, absorbed, fn = std::move(fn)]() {
         const auto t0 = std::chrono::steady_clock::now();
         fn();
         p->record(*leaf, true, seconds_since(t0));
+        if (absorbed) p->record(*absorbed, true, 0.0);
       };
     });
   }
@@ -74,10 +113,16 @@ Tensor Sequential::forward_until(const Tensor& x, const std::string& name, bool 
                                  bool* found) {
   *found = false;
   Tensor h = x;
-  for (auto& layer : layers_) {
-    auto* child = dynamic_cast<Sequential*>(layer.get());
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    Layer* layer = layers_[i].get();
+    auto* child = dynamic_cast<Sequential*>(layer);
     if (child && child->type() == "Sequential" && layer->name() != name) {
       h = child->forward_until(h, name, training, found);
+    } else if (fused(i) && layer->name() != name) {
+      // A fused pair. (When the stop is its first layer, whose own output is wanted, the
+      // branch below runs that layer alone.)
+      h = layer->forward_fused(h, training, *layers_[i + 1]);
+      *found = layers_[++i]->name() == name;
     } else {
       h = layer->forward(h, training);
       *found = layer->name() == name;

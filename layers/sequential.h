@@ -14,7 +14,9 @@ namespace fer {
 // Receives the time of each leaf layer's forward pass and of the backward closures it
 // recorded, while installed with Sequential::set_profiler (`fer bench --profile`). When
 // none is installed Sequential::forward tests one pointer and nothing else, so ordinary
-// runs pay nothing measurable.
+// runs pay nothing measurable. A fused pair (see set_fusion) is one kernel that cannot be
+// split: its time is reported under the first layer (the BatchNormalization), and the
+// second (the ReLU) is reported with 0 s, so every leaf still appears once.
 class LayerProfiler {
  public:
   virtual ~LayerProfiler() = default;
@@ -50,13 +52,24 @@ class Sequential : public Layer {
   std::vector<Layer*> leaves();
   Shape output_shape() const { return output_shape_; }
 
+  // Layer fusion (Layer::fuses_with): a child that fuses with the next one (a
+  // BatchNormalization followed by a ReLU/ReLU6) runs the pair through forward_fused, and
+  // the next child is not called. On by default; set_fusion(false), or the environment
+  // variable FER_FUSION=0 at startup, runs every child on its own (for tests and
+  // benchmarks: the results agree within float rounding). Applies to every thread.
+  static void set_fusion(bool enabled);
+  static bool fusion();
+
   // Installs `profiler` for the calling thread (nullptr removes it). It must stay alive
   // until the backward passes of every forward run under it have run: their closures call it.
   static void set_profiler(LayerProfiler* profiler);
 
  private:
   Tensor forward_profiled(const Tensor& x, bool training, LayerProfiler& profiler);
+  // Whether child i runs fused with child i + 1 (found by build(), used while fusion is on).
+  bool fused(size_t i) const;
   std::vector<std::unique_ptr<Layer>> layers_;
+  std::vector<bool> fuses_next_;
   Shape output_shape_;
 };
 
