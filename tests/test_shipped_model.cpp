@@ -1,0 +1,75 @@
+// The shipped model (models/fer2013.npz): small enough to commit, loads without --model,
+// and names clear faces correctly. The faces are FER2013 validation (PublicTest) images
+// from data/sample_faces/val that the shipped model gets right with high confidence.
+#include <gtest/gtest.h>
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <string>
+
+#include "command.h"
+#include "fer/json.h"
+#include "fer/model.h"
+#include "fer/npz.h"
+
+namespace fer {
+namespace {
+
+const std::string kModel = std::string(FER_SOURCE_DIR) + "/models/fer2013.npz";
+
+bool exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+TEST(ShippedModel, IsSmallHalfPrecisionAndUnderFourMillionParameters) {
+  if (!exists(kModel)) GTEST_SKIP() << "no shipped model at " << kModel;
+  struct stat st;
+  ASSERT_EQ(stat(kModel.c_str(), &st), 0);
+  EXPECT_LE(st.st_size, 10 * 1024 * 1024);
+  Model m = Model::load(kModel);  // float16 on disk, float32 in memory
+  EXPECT_LE(m.parameter_count(), 4000000);
+  EXPECT_EQ(m.classes().size(), 7u);
+}
+
+TEST(ShippedModel, PredictNamesClearFacesWithoutModelFlag) {
+  if (!exists(kModel)) GTEST_SKIP() << "no shipped model at " << kModel;
+  const std::string val = std::string(FER_SOURCE_DIR) + "/data/sample_faces/val/";
+  const std::pair<const char*, const char*> faces[] = {
+      {"happy", "PublicTest_32544065.jpg"}, {"surprise", "PublicTest_91117138.jpg"},
+      {"disgust", "PublicTest_41633403.jpg"}, {"fear", "PublicTest_52400353.jpg"},
+      {"angry", "PublicTest_54146920.jpg"}};
+  std::string files;
+  for (const auto& [label, file] : faces) files += " " + val + label + "/" + file;
+  // FER_MODEL unset: the default is the shipped file.
+  const auto r = testing::run_command("env -u FER_MODEL " + testing::fer_binary() +
+                                      " predict --threads 2" + files + " 2>&1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  for (const auto& [label, file] : faces) {
+    const std::string path = val + label + "/" + file;
+    const size_t at = r.out.find(path + ": ");
+    ASSERT_NE(at, std::string::npos) << r.out;
+    char got[32] = {0};
+    float p = 0;
+    ASSERT_EQ(std::sscanf(r.out.c_str() + at + path.size() + 2, "%31s %f", got, &p), 2) << r.out;
+    EXPECT_EQ(std::string(got), label) << path;
+    EXPECT_GE(p, 0.9f) << path;
+  }
+}
+
+// On the 105 committed validation faces (15 per class, so balanced and harder than the
+// full split's class mix) the shipped model is far above chance (1/7).
+TEST(ShippedModel, EvalDefaultsToItAndBeatsChanceClearly) {
+  if (!exists(kModel)) GTEST_SKIP() << "no shipped model at " << kModel;
+  const auto r = testing::run_command("env -u FER_MODEL " + testing::fer_binary() +
+                                      " eval --threads 2 --json --data " + FER_SOURCE_DIR +
+                                      "/data/sample_faces/val");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const Json j = Json::parse(r.out);
+  EXPECT_GE(j.at("accuracy").as_number(), 0.5) << r.out;
+  EXPECT_NE(j.at("model").as_string().find("models/fer2013.npz"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace fer
