@@ -16,6 +16,8 @@
 // terms, elementwise results by the magnitude of their terms; a dropped, doubled or
 // misplaced term moves a result by far more.
 #include <gtest/gtest.h>
+
+#include "hwy_targets.h"
 #include <omp.h>
 
 #include <algorithm>
@@ -247,25 +249,11 @@ std::vector<Case> all_cases() {
       for (int64_t rows : kRows) cases.push_back({rows, C, act});
   return cases;
 }
-
 // Runs `body` once per Highway target, with dispatch forced to it.
 template <typename Body>
 void for_each_target(Body body) {
-  const std::vector<int64_t> targets = batchnorm_hwy_targets();
-  ASSERT_FALSE(targets.empty());
-  std::string names;
-  for (int64_t target : targets) {
-    const std::string name = batchnorm_hwy_target_name(target);
-    batchnorm_hwy_force_target(target);
-    // The mock must really switch the code that runs, or this would test one target
-    // several times.
-    EXPECT_EQ(batchnorm_hwy_dispatched_target(), target) << name;
-    SCOPED_TRACE("Highway target " + name);
-    body();
-    names += (names.empty() ? "" : ", ") + name;
-  }
-  batchnorm_hwy_force_target(0);
-  std::printf("batchnorm Highway targets tested: %s\n", names.c_str());
+  fer::testing::for_each_hwy_target("batchnorm", batchnorm_hwy_targets, batchnorm_hwy_target_name,
+                               batchnorm_hwy_force_target, batchnorm_hwy_dispatched_target, body);
 }
 
 TEST(BatchNormHwy, EveryKernelOnEveryTarget) {

@@ -6,6 +6,8 @@
 // shapes: C in {1, 3, 7, 16, 17, 33, 64, 100}, H, W in {1, 2, 3, 5, 8, 13}, stride 1 and
 // 2, 'same' and 'valid', batch 1 and 3, with and without bias.
 #include <gtest/gtest.h>
+
+#include "hwy_targets.h"
 #include <omp.h>
 
 #include <cmath>
@@ -154,25 +156,11 @@ std::vector<Case> random_cases(Rng& rng) {
           cases.push_back({pick(2) ? 3 : 1, h, w, kChannels[pick(8)], stride, p, pick(2) == 1});
   return cases;
 }
-
 // Runs `body` once per Highway target, with dispatch forced to it.
 template <typename Body>
 void for_each_target(Body body) {
-  const std::vector<int64_t> targets = depthwise_hwy_targets();
-  ASSERT_FALSE(targets.empty());
-  std::string names;
-  for (int64_t target : targets) {
-    const std::string name = depthwise_hwy_target_name(target);
-    depthwise_hwy_force_target(target);
-    // The mock must really switch the code that runs, or this would test one target
-    // several times.
-    EXPECT_EQ(depthwise_hwy_dispatched_target(), target) << name;
-    SCOPED_TRACE("Highway target " + name);
-    body();
-    names += (names.empty() ? "" : ", ") + name;
-  }
-  depthwise_hwy_force_target(0);
-  std::printf("depthwise Highway targets tested: %s\n", names.c_str());
+  fer::testing::for_each_hwy_target("depthwise", depthwise_hwy_targets, depthwise_hwy_target_name,
+                               depthwise_hwy_force_target, depthwise_hwy_dispatched_target, body);
 }
 
 TEST(DepthwiseHwy, RandomShapesOnEveryTarget) {

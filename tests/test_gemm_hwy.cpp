@@ -5,6 +5,8 @@
 // and checked over randomized shapes, all four transpose combinations, padded leading
 // dimensions and alpha/beta cases.
 #include <gtest/gtest.h>
+
+#include "hwy_targets.h"
 #include <omp.h>
 
 #include <algorithm>
@@ -165,25 +167,11 @@ bool run_all(Gemm gemm, const std::vector<Case>& cases, Rng& rng) {
     if (!check_case(gemm, s, rng)) return false;
   return true;
 }
-
-// Runs `body` once per Highway target sgemm_hwy has, with dispatch forced to it.
+// Runs `body` once per Highway target, with dispatch forced to it.
 template <typename Body>
 void for_each_target(Body body) {
-  const std::vector<int64_t> targets = sgemm_hwy_targets();
-  ASSERT_FALSE(targets.empty());
-  std::string names;
-  for (int64_t target : targets) {
-    const std::string name = sgemm_hwy_target_name(target);
-    sgemm_hwy_force_target(target);
-    // The mock must really switch the code that runs, or this test would check one
-    // target several times.
-    EXPECT_EQ(sgemm_hwy_dispatched_target(), target) << name;
-    SCOPED_TRACE("Highway target " + name);
-    body();
-    names += (names.empty() ? "" : ", ") + name;
-  }
-  sgemm_hwy_force_target(0);
-  std::printf("sgemm_hwy targets tested: %s\n", names.c_str());
+  fer::testing::for_each_hwy_target("sgemm", sgemm_hwy_targets, sgemm_hwy_target_name,
+                               sgemm_hwy_force_target, sgemm_hwy_dispatched_target, body);
 }
 
 TEST(GemmHwy, RandomShapesOnEveryTarget) {
