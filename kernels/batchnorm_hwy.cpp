@@ -43,6 +43,7 @@
 
 #include <hwy/aligned_allocator.h>
 #include <hwy/highway.h>
+#include "kernels/hwy_group-inl.h"
 
 // Target-independent definitions, seen once.
 #ifndef FER_KERNELS_BATCHNORM_HWY_SHARED
@@ -124,35 +125,8 @@ using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 using M = hn::Mask<D>;
 
-// Loads and stores of one group of columns: a full vector, or (kTail) the first `count`
-// lanes only, so that the last group never touches memory past the last column (nor,
-// through a read-modify-write, floats that another thread owns). As in
-// depthwise_conv2d_hwy.cpp.
-template <bool kTail>
-struct Group {
-  D d;
-  M m;  // FirstN(count)
-  size_t count;
-  HWY_INLINE V Load(const float* p) const {
-    if constexpr (kTail) {
-#if HWY_TARGET <= HWY_AVX2
-      return hn::MaskedLoad(m, d, p);  // no access past count; other lanes are 0
-#else
-      // Highway 1.0.3's MaskedLoad below AVX2 is an aligned full-vector load (faults on
-      // unaligned pointers, reads past the end), so copy the tail through the stack.
-      HWY_ALIGN float buf[HWY_LANES(float)] = {};
-      for (size_t i = 0; i < count; ++i) buf[i] = p[i];
-      return hn::Load(d, buf);
-#endif
-    } else {
-      return hn::LoadU(d, p);
-    }
-  }
-  HWY_INLINE void Store(V v, float* p) const {
-    if constexpr (kTail) hn::BlendedStore(v, m, d, p);
-    else hn::StoreU(v, d, p);
-  }
-};
+// One group of channels (kernels/hwy_group-inl.h).
+using simd::Group;
 
 // The vector groups of a row of `width` columns: full vectors for [0, full_end), then a
 // tail group if width is not a multiple of the vector width. each(f) calls f(group, c)

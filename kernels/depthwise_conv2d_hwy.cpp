@@ -26,6 +26,7 @@
 
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
+#include "kernels/hwy_group-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace fer::kernels::HWY_NAMESPACE {
@@ -36,34 +37,8 @@ using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 using M = hn::Mask<D>;
 
-// Loads and stores of one group of channels: a full vector, or (kTail) the first `count`
-// lanes only, so that the last group never touches memory past the channel count (nor,
-// through a read-modify-write, floats that another thread owns).
-template <bool kTail>
-struct Group {
-  D d;
-  M m;  // FirstN(count)
-  size_t count;
-  HWY_INLINE V Load(const float* p) const {
-    if constexpr (kTail) {
-#if HWY_TARGET <= HWY_AVX2
-      return hn::MaskedLoad(m, d, p);  // vmaskmov / AVX-512 masks: no access past count
-#else
-      // Highway 1.0.3's MaskedLoad below AVX2 is an aligned full-vector load (faults on
-      // unaligned pointers, reads past the end), so copy the tail through the stack.
-      HWY_ALIGN float buf[HWY_LANES(float)] = {};
-      for (size_t i = 0; i < count; ++i) buf[i] = p[i];
-      return hn::Load(d, buf);
-#endif
-    } else {
-      return hn::LoadU(d, p);
-    }
-  }
-  HWY_INLINE void Store(V v, float* p) const {
-    if constexpr (kTail) hn::BlendedStore(v, m, d, p);
-    else hn::StoreU(v, d, p);
-  }
-};
+// One group of channels (kernels/hwy_group-inl.h).
+using simd::Group;
 
 // The columns whose whole window lies inside the image: ow in [*lo, *hi), where
 // iw0 = ow * S - pad_left >= 0 and iw0 + 2 < w.
