@@ -1,6 +1,7 @@
 #include "layers/dropout.h"
 
 #include "fer/autograd.h"
+#include "kernels/dropout.h"
 
 namespace fer {
 
@@ -30,20 +31,20 @@ Tensor Dropout::forward(const Tensor& x, bool training) {
   if (!training || rate_ == 0.f) return x;
 
   const int64_t n = x.numel();
-  const float keep_scale = 1.f / (1.f - rate_);
-  // mask[i] is 0 (dropped) or 1/(1-rate) (kept): forward and backward are one multiply.
-  Tensor mask(x.shape());
-  for (int64_t i = 0; i < n; ++i) mask.data()[i] = rng_.bernoulli(rate_) ? 0.f : keep_scale;
+  // The kernels hash 32-bit element indices (kernels/dropout.h).
+  if (n >= (int64_t{1} << 32)) layer_error("tensor of ", n, " elements is too big for dropout");
+  // One key per forward; the mask is a hash of (key, element), so the backward pass
+  // recomputes it instead of keeping a mask tensor alive.
+  const uint64_t key = rng_.next_u64();
+  const float rate = rate_;
   Tensor y(x.shape());
-  for (int64_t i = 0; i < n; ++i) y.data()[i] = x.data()[i] * mask.data()[i];
+  kernels::dropout_forward(x.data(), n, key, rate, y.data());
 
   Tape& tape = Tape::current();
   if (tape.wants({&x})) {
     y.set_requires_grad(true);
-    tape.record([x, y, mask, n]() {
-      float* dx = x.grad();
-      const float* dy = y.grad();
-      for (int64_t i = 0; i < n; ++i) dx[i] += dy[i] * mask.data()[i];
+    tape.record([x, y, n, key, rate]() {
+      kernels::dropout_backward(y.grad(), n, key, rate, x.grad());
     });
   }
   return y;

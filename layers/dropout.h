@@ -5,7 +5,8 @@
 // Randomness: the layer owns an Rng. With seed < 0 (the default) it is seeded at build()
 // from the build rng, so a whole model's runs are reproducible from one seed; with
 // seed >= 0 it is seeded with that seed, so two layers with the same seed draw the same
-// masks. The mask of each training forward is kept for its backward (dx = dy * mask).
+// masks. Each training forward draws one key; the mask is a hash of (key, element)
+// (kernels/dropout.h), so the backward pass recomputes it rather than storing it.
 #pragma once
 
 #include <cstdint>
