@@ -1,4 +1,15 @@
 // SGD and Adam/AdamW update rules. See kernels/optimizer_update.h.
+//
+// No floating-point contraction in this file: every operation is rounded on its own, as
+// written (see kernels/optimizer_update.h). Without this, GCC (-ffp-contract=fast by
+// default) fuses the multiply-adds below into FMAs under -march=native on FMA machines
+// only. Before any #include, so that inline functions from headers are compiled alike.
+#if defined(__clang__)
+#pragma clang fp contract(off)
+#elif defined(__GNUC__)
+#pragma GCC optimize("fp-contract=off")
+#endif
+
 #include "kernels/optimizer_update.h"
 
 #include <cmath>
@@ -29,41 +40,6 @@ void sgd_update_ref(float* w, const float* g, float* buf, int64_t n, const SgdCo
   }
 }
 
-// Below this many weights a tensor is updated on one thread: starting a parallel region
-// costs a few microseconds, about what one core needs for ~30k elements.
-static constexpr int64_t kMinParallel = 1 << 15;
-
-void sgd_update(float* __restrict w, const float* __restrict g, float* __restrict buf,
-                int64_t n, const SgdConfig& c) {
-  // Same arithmetic as sgd_update_ref. The branches are hoisted out of the loops so that
-  // each loop body is straight-line code the compiler turns into SIMD instructions
-  // (adding wd * w with wd = 0 changes nothing, so that test needs no branch).
-  const float lr = c.lr, mom = c.momentum, wd = c.weight_decay;
-  if (mom == 0.f) {
-#pragma omp parallel for simd schedule(static) if (parallel : n >= kMinParallel)
-    for (int64_t i = 0; i < n; ++i) {
-      const float d = g[i] + wd * w[i];
-      w[i] = w[i] - lr * d;
-    }
-  } else if (c.nesterov) {
-#pragma omp parallel for simd schedule(static) if (parallel : n >= kMinParallel)
-    for (int64_t i = 0; i < n; ++i) {
-      const float d = g[i] + wd * w[i];
-      const float b = mom * buf[i] + d;
-      buf[i] = b;
-      w[i] = w[i] - lr * (d + mom * b);
-    }
-  } else {
-#pragma omp parallel for simd schedule(static) if (parallel : n >= kMinParallel)
-    for (int64_t i = 0; i < n; ++i) {
-      const float d = g[i] + wd * w[i];
-      const float b = mom * buf[i] + d;
-      buf[i] = b;
-      w[i] = w[i] - lr * b;
-    }
-  }
-}
-
 // ---------------------------------------------------------------------------------------
 // Adam (torch.optim.Adam) and AdamW (torch.optim.AdamW)
 //
@@ -83,15 +59,6 @@ void sgd_update(float* __restrict w, const float* __restrict g, float* __restric
 // sqrt(v), so weights with large gradients are barely decayed. AdamW applies the decay
 // to the weights outside the adaptive step, so every weight shrinks at the same rate.
 
-namespace {
-struct AdamScalars {
-  float beta1, beta2;
-  float decay;        // multiplier for w before the step (1 when no decoupled decay)
-  float one_minus_b1, one_minus_b2;
-  float step_size;    // lr / (1 - beta1^t)
-  float bc2_sqrt;     // sqrt(1 - beta2^t)
-};
-
 AdamScalars adam_scalars(const AdamConfig& c) {
   // In double, as PyTorch computes them in Python, then rounded once to float.
   const double t = static_cast<double>(c.step);
@@ -107,7 +74,6 @@ AdamScalars adam_scalars(const AdamConfig& c) {
   s.bc2_sqrt = static_cast<float>(std::sqrt(bc2));
   return s;
 }
-}  // namespace
 
 void adam_update_ref(float* w, const float* g, float* m, float* v, int64_t n,
                      const AdamConfig& c) {
@@ -123,25 +89,6 @@ void adam_update_ref(float* w, const float* g, float* m, float* v, int64_t n,
   }
 }
 
-void adam_update(float* __restrict w, const float* __restrict g, float* __restrict m,
-                 float* __restrict v, int64_t n, const AdamConfig& c) {
-  // Same arithmetic as adam_update_ref; multiplying by decay = 1 and adding wd = 0 times
-  // w change nothing, so one branch-free loop serves Adam and AdamW. (GCC still keeps
-  // this loop scalar: std::sqrt may set errno, which it will not vectorize unless built
-  // with -fno-math-errno. Explicit SIMD is a later step; the threads help meanwhile.)
-  const AdamScalars s = adam_scalars(c);
-  const float b1 = s.beta1, b2 = s.beta2, eps = c.eps, wd = c.weight_decay;
-#pragma omp parallel for simd schedule(static) if (parallel : n >= kMinParallel)
-  for (int64_t i = 0; i < n; ++i) {
-    const float wi = w[i] * s.decay;
-    const float d = g[i] + wd * wi;
-    const float mi = b1 * m[i] + s.one_minus_b1 * d;
-    const float vi = b2 * v[i] + s.one_minus_b2 * (d * d);
-    m[i] = mi;
-    v[i] = vi;
-    const float denom = std::sqrt(vi) / s.bc2_sqrt + eps;
-    w[i] = wi - s.step_size * (mi / denom);
-  }
-}
+// The optimized versions are in kernels/optimizer_update_hwy.cpp.
 
 }  // namespace fer::kernels
