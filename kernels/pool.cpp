@@ -70,7 +70,7 @@ void max_pool2d_backward_ref(const Conv2DGeometry& g, const float* x, const floa
         }
 }
 
-// ---- Max pooling: fast --------------------------------------------------------------
+// ---- Max pooling: OpenMP loops (the baseline of kernels/pool_hwy.cpp) ---------------
 
 // For one output pixel, finds every channel's winner at once, walking the window cell
 // by cell with channels innermost (contiguous memory). best[c] is the winner's flat index.
@@ -87,7 +87,7 @@ static void argmax_pixel(const Conv2DGeometry& g, const float* x, int n, int oh,
     }
 }
 
-void max_pool2d_forward(const Conv2DGeometry& g, const float* x, float* y) {
+void max_pool2d_forward_loops(const Conv2DGeometry& g, const float* x, float* y) {
 #pragma omp parallel for collapse(2) schedule(static)
   for (int n = 0; n < g.n; ++n)
     for (int oh = 0; oh < g.oh; ++oh)
@@ -105,7 +105,8 @@ void max_pool2d_forward(const Conv2DGeometry& g, const float* x, float* y) {
       }
 }
 
-void max_pool2d_backward(const Conv2DGeometry& g, const float* x, const float* dy, float* dx) {
+void max_pool2d_backward_loops(const Conv2DGeometry& g, const float* x, const float* dy,
+                               float* dx) {
   // Windows overlap when the stride is smaller than the pool, so two output pixels may
   // send gradient to the same input: threads split the batch by image, which never shares.
 #pragma omp parallel
@@ -150,7 +151,7 @@ void avg_pool2d_backward_ref(const Conv2DGeometry& g, const float* dy, float* dx
         }
 }
 
-void avg_pool2d_forward(const Conv2DGeometry& g, const float* x, float* y) {
+void avg_pool2d_forward_loops(const Conv2DGeometry& g, const float* x, float* y) {
 #pragma omp parallel for collapse(2) schedule(static)
   for (int n = 0; n < g.n; ++n)
     for (int oh = 0; oh < g.oh; ++oh)
@@ -168,7 +169,7 @@ void avg_pool2d_forward(const Conv2DGeometry& g, const float* x, float* y) {
       }
 }
 
-void avg_pool2d_backward(const Conv2DGeometry& g, const float* dy, float* dx) {
+void avg_pool2d_backward_loops(const Conv2DGeometry& g, const float* dy, float* dx) {
   // Threads split by image: overlapping windows of one image add into the same cells.
 #pragma omp parallel for schedule(static)
   for (int n = 0; n < g.n; ++n)
@@ -204,7 +205,7 @@ void global_avg_pool2d_backward_ref(int n, int hw, int c, const float* dy, float
     }
 }
 
-void global_avg_pool2d_forward(int n, int hw, int c, const float* x, float* y) {
+void global_avg_pool2d_forward_loops(int n, int hw, int c, const float* x, float* y) {
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < n; ++i) {
     float* __restrict out = y + int64_t(i) * c;
@@ -218,7 +219,7 @@ void global_avg_pool2d_forward(int n, int hw, int c, const float* x, float* y) {
   }
 }
 
-void global_avg_pool2d_backward(int n, int hw, int c, const float* dy, float* dx) {
+void global_avg_pool2d_backward_loops(int n, int hw, int c, const float* dy, float* dx) {
   const float inv = 1.f / static_cast<float>(hw);
 #pragma omp parallel for schedule(static)
   for (int i = 0; i < n; ++i) {

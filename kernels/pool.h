@@ -16,9 +16,20 @@
 //
 // Global average pooling: [N, H, W, C] -> [N, C], the mean over all H*W pixels.
 //
-// Backward functions ADD into dx (gradients accumulate). `_ref` versions are plain loops;
-// the others order loops with channels innermost and run images in parallel (OpenMP).
+// Backward functions ADD into dx (gradients accumulate).
+//
+// Each op has a `_ref` version (plain loops, read it first) and an optimized one. The
+// optimized entry points (the names without a suffix, which the layers call) are Google
+// Highway SIMD kernels (kernels/pool_hwy.cpp, compiled for every x86 SIMD level and
+// dispatched at run time) that vectorize over channels and give the `_ref` results bit
+// for bit (same order of operations per channel). The earlier OpenMP loops remain as
+// `_loops` (channels innermost, images in parallel), the baseline of
+// bench/bench_pool_softmax.cpp; their averages multiply by 1/count, so they may differ
+// from `_ref` in the last bit.
 #pragma once
+
+#include <cstdint>
+#include <vector>
 
 #include "kernels/padding.h"
 
@@ -26,19 +37,34 @@ namespace fer::kernels {
 
 void max_pool2d_forward_ref(const Conv2DGeometry& g, const float* x, float* y);
 void max_pool2d_forward(const Conv2DGeometry& g, const float* x, float* y);
+void max_pool2d_forward_loops(const Conv2DGeometry& g, const float* x, float* y);
 void max_pool2d_backward_ref(const Conv2DGeometry& g, const float* x, const float* dy,
                              float* dx);
 void max_pool2d_backward(const Conv2DGeometry& g, const float* x, const float* dy, float* dx);
+void max_pool2d_backward_loops(const Conv2DGeometry& g, const float* x, const float* dy,
+                               float* dx);
 
 void avg_pool2d_forward_ref(const Conv2DGeometry& g, const float* x, float* y);
 void avg_pool2d_forward(const Conv2DGeometry& g, const float* x, float* y);
+void avg_pool2d_forward_loops(const Conv2DGeometry& g, const float* x, float* y);
 void avg_pool2d_backward_ref(const Conv2DGeometry& g, const float* dy, float* dx);
 void avg_pool2d_backward(const Conv2DGeometry& g, const float* dy, float* dx);
+void avg_pool2d_backward_loops(const Conv2DGeometry& g, const float* dy, float* dx);
 
 // x [n, h*w, c] -> y [n, c];  dx [n, h*w, c] += dy [n, c] / (h*w).
 void global_avg_pool2d_forward_ref(int n, int hw, int c, const float* x, float* y);
 void global_avg_pool2d_forward(int n, int hw, int c, const float* x, float* y);
+void global_avg_pool2d_forward_loops(int n, int hw, int c, const float* x, float* y);
 void global_avg_pool2d_backward_ref(int n, int hw, int c, const float* dy, float* dx);
 void global_avg_pool2d_backward(int n, int hw, int c, const float* dy, float* dx);
+void global_avg_pool2d_backward_loops(int n, int hw, int c, const float* dy, float* dx);
+
+// For tests and benchmarks, as batchnorm_hwy_* in kernels/batchnorm.h: the Highway
+// targets compiled and supported by this CPU (best first), forcing one (0 undoes), the
+// target the next call runs, and a target's name.
+std::vector<int64_t> pool_hwy_targets();
+void pool_hwy_force_target(int64_t target);
+int64_t pool_hwy_dispatched_target();
+const char* pool_hwy_target_name(int64_t target);
 
 }  // namespace fer::kernels

@@ -82,7 +82,7 @@ double softmax_cross_entropy_ref(const float* logits, const int* labels, int64_t
 }
 
 // ======================================================================================
-// Optimized versions: rows over threads; each row's work is contiguous.
+// OpenMP loops (the baseline of kernels/softmax_hwy.cpp): rows over threads.
 // ======================================================================================
 
 namespace {
@@ -106,13 +106,13 @@ double softmax_row(const float* x, int64_t K, float* y) {
 }
 }  // namespace
 
-void softmax_rows(const float* x, int64_t rows, int64_t K, float* y) {
+void softmax_rows_loops(const float* x, int64_t rows, int64_t K, float* y) {
 #pragma omp parallel for schedule(static) num_threads(threads_for(rows * K))
   for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * K, K, y + r * K);
 }
 
-void softmax_rows_backward(const float* y, const float* dy, int64_t rows, int64_t K,
-                           float* dx) {
+void softmax_rows_backward_loops(const float* y, const float* dy, int64_t rows, int64_t K,
+                                 float* dx) {
 #pragma omp parallel for schedule(static) num_threads(threads_for(rows * K))
   for (int64_t r = 0; r < rows; ++r) {
     const float* yr = y + r * K;
@@ -126,9 +126,9 @@ void softmax_rows_backward(const float* y, const float* dy, int64_t rows, int64_
   }
 }
 
-double softmax_cross_entropy(const float* logits, const int* labels, int64_t N, int64_t K,
-                             float label_smoothing, const float* class_weights,
-                             float* dlogits) {
+double softmax_cross_entropy_loops(const float* logits, const int* labels, int64_t N,
+                                   int64_t K, float label_smoothing,
+                                   const float* class_weights, float* dlogits) {
   const double eps = label_smoothing;
   double W = 0, sum_w = 0;
   for (int64_t i = 0; i < N; ++i) W += class_weights ? class_weights[labels[i]] : 1.0;

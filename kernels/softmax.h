@@ -1,18 +1,25 @@
 // Softmax over the last axis and the fused softmax cross-entropy loss, on raw buffers.
 //
 // Inputs are matrices [rows, K] (K classes innermost). `_ref` versions are plain loops in
-// double; the others split rows over OpenMP threads. Both subtract the row maximum before
+// double (read them first). The optimized entry points (the names without a suffix, which
+// the layers call) are Google Highway SIMD kernels (kernels/softmax_hwy.cpp, compiled for
+// every x86 SIMD level and dispatched at run time) that work in float along each row,
+// rows split over OpenMP threads; softmax_hwy.cpp derives their error bound against the
+// reference (about 1e-6 relative). The earlier OpenMP loops remain as `_loops`, the
+// baseline of bench/bench_pool_softmax.cpp. All subtract the row maximum before
 // exponentiating: softmax(z) = softmax(z - max z) mathematically, and it keeps exp() from
 // overflowing on large logits.
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 namespace fer::kernels {
 
 // y[r,k] = exp(x[r,k] - max_j x[r,j]) / sum_j exp(x[r,j] - max_j x[r,j])
 void softmax_rows_ref(const float* x, int64_t rows, int64_t K, float* y);
 void softmax_rows(const float* x, int64_t rows, int64_t K, float* y);
+void softmax_rows_loops(const float* x, int64_t rows, int64_t K, float* y);
 
 // Backward of y = softmax(x) given y and dy: the Jacobian is diag(y) - y y^T, so
 //   dx[r,k] += y[r,k] * (dy[r,k] - sum_j dy[r,j] * y[r,j])      (ADDS into dx)
@@ -20,6 +27,8 @@ void softmax_rows_backward_ref(const float* y, const float* dy, int64_t rows, in
                                float* dx);
 void softmax_rows_backward(const float* y, const float* dy, int64_t rows, int64_t K,
                            float* dx);
+void softmax_rows_backward_loops(const float* y, const float* dy, int64_t rows, int64_t K,
+                                 float* dx);
 
 // Softmax cross-entropy of logits z[N, K] against integer labels[N] (each in [0, K); the
 // caller checks), with label smoothing eps and optional per-class weights w[K]
@@ -47,5 +56,16 @@ double softmax_cross_entropy_ref(const float* logits, const int* labels, int64_t
 double softmax_cross_entropy(const float* logits, const int* labels, int64_t N, int64_t K,
                              float label_smoothing, const float* class_weights,
                              float* dlogits);
+double softmax_cross_entropy_loops(const float* logits, const int* labels, int64_t N,
+                                   int64_t K, float label_smoothing,
+                                   const float* class_weights, float* dlogits);
+
+// For tests and benchmarks, as batchnorm_hwy_* in kernels/batchnorm.h: the Highway
+// targets compiled and supported by this CPU (best first), forcing one (0 undoes), the
+// target the next call runs, and a target's name.
+std::vector<int64_t> softmax_hwy_targets();
+void softmax_hwy_force_target(int64_t target);
+int64_t softmax_hwy_dispatched_target();
+const char* softmax_hwy_target_name(int64_t target);
 
 }  // namespace fer::kernels
