@@ -102,17 +102,29 @@ class BlockedSum {
   double total_ = 0;
 };
 
-// max_k x[k].
+// max_k x[k], or NaN when the row holds a NaN or its max is infinite. The reference gives
+// a row of NaN then (exp(NaN), exp(inf - inf)), and so do the callers, so that a diverged
+// model's loss is NaN; Highway's Exp would turn those into 0 and a finite loss.
 HWY_INLINE float RowMax(const float* x, int64_t K) {
   const D d;
   const V lowest = hn::Set(d, -std::numeric_limits<float>::infinity());
-  V m = lowest;
+  V m = lowest, nan = hn::Zero(d);
   ForGroups(K, [&](const auto& grp, int64_t k) {
     V v = grp.Load(x + k);
+    nan = hn::Or(nan, hn::VecFromMask(d, hn::IsNaN(v)));
     if constexpr (kIsTail<decltype(grp)>) v = hn::IfThenElse(grp.m, v, lowest);
     m = hn::Max(m, v);
   });
-  return hn::GetLane(hn::MaxOfLanes(d, m));
+  const float mx = hn::GetLane(hn::MaxOfLanes(d, m));
+  if (!hn::AllFalse(d, hn::MaskFromVec(nan)) || !std::isfinite(mx))
+    return std::numeric_limits<float>::quiet_NaN();
+  return mx;
+}
+
+// Fills a row with NaN (see RowMax).
+HWY_INLINE void NanRow(float* y, int64_t K) {
+  const V nan = hn::Set(D(), std::numeric_limits<float>::quiet_NaN());
+  ForGroups(K, [&](const auto& grp, int64_t k) { grp.Store(nan, y + k); });
 }
 
 // e[k] = exp(x[k] - mx) (e may be x), with mx the row's max; returns S - 1, where
@@ -142,7 +154,12 @@ void SoftmaxRows(const float* x, int64_t K, int64_t begin, int64_t end, float* y
   for (int64_t r = begin; r < end; ++r) {
     const float* xr = x + r * K;
     float* yr = y + r * K;
-    const double sum = 1 + ExpRow(xr, K, RowMax(xr, K), yr);
+    const float mx = RowMax(xr, K);
+    if (std::isnan(mx)) {
+      NanRow(yr, K);
+      continue;
+    }
+    const double sum = 1 + ExpRow(xr, K, mx, yr);
     const V inv = hn::Set(d, static_cast<float>(1.0 / sum));
     ForGroups(K, [&](const auto& grp, int64_t k) {
       grp.Store(hn::Mul(grp.Load(yr + k), inv), yr + k);
@@ -180,6 +197,11 @@ void CrossEntropyRows(const float* z, const int* labels, int64_t K, int64_t begi
     const float* zi = z + i * K;
     float* p = dlogits ? dlogits + i * K : scratch;
     const float mx = RowMax(zi, K);
+    if (std::isnan(mx)) {
+      row_loss[i] = std::numeric_limits<double>::quiet_NaN();
+      if (dlogits) NanRow(p, K);
+      continue;
+    }
     const double sum_m1 = ExpRow(zi, K, mx, p);  // p[k] = exp(z[k] - mx)
     const double sum = 1 + sum_m1, log_sum = std::log1p(sum_m1);  // lse = mx + log_sum
     const int y = labels[i];

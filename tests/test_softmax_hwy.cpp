@@ -29,6 +29,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -205,6 +206,42 @@ TEST(SoftmaxHwy, HandValues) {
       EXPECT_NEAR(y[r * 3 + 0], 1 / total, 1e-7);
       EXPECT_NEAR(y[r * 3 + 1], e / total, 1e-7);
       EXPECT_NEAR(y[r * 3 + 2], e * e / total, 1e-7);
+    }
+  });
+}
+
+// NaN logits, or an infinite max, give a NaN row and loss, as in the reference (a
+// diverged model must not show a finite loss); a -inf logit below a finite max is a
+// probability of 0.
+TEST(SoftmaxHwy, NonFiniteLogits) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(),
+              inf = std::numeric_limits<float>::infinity();
+  for_each_target([&] {
+    for (int64_t K : {int64_t(3), int64_t(20)}) {
+      for (float bad : {nan, inf}) {
+        std::vector<float> x(size_t(2 * K), 0.5f), y(x.size());
+        x[size_t(K + K / 2)] = bad;  // row 1
+        softmax_rows(x.data(), 2, K, y.data());
+        for (int64_t k = 0; k < K; ++k) {
+          EXPECT_NEAR(y[k], 1.0 / K, 1e-7) << "K=" << K << " row 0 untouched";
+          EXPECT_TRUE(std::isnan(y[K + k])) << "K=" << K << " x=" << bad << " k=" << k;
+        }
+        const std::vector<int> labels = {0, 0};
+        std::vector<float> g(x.size());
+        for (float eps : {0.f, 0.1f}) {
+          EXPECT_TRUE(std::isnan(softmax_cross_entropy(x.data(), labels.data(), 2, K, eps,
+                                                       nullptr, g.data())))
+              << "K=" << K << " x=" << bad;
+          EXPECT_TRUE(std::isnan(softmax_cross_entropy_ref(x.data(), labels.data(), 2, K, eps,
+                                                           nullptr, g.data())));
+        }
+      }
+      std::vector<float> x(size_t(K), 0.5f), y(x.size()), y_ref(x.size());
+      x[1] = -inf;
+      softmax_rows(x.data(), 1, K, y.data());
+      softmax_rows_ref(x.data(), 1, K, y_ref.data());
+      EXPECT_EQ(y[1], 0.f);
+      for (int64_t k = 0; k < K; ++k) EXPECT_NEAR(y[k], y_ref[k], 1e-7) << k;
     }
   });
 }
