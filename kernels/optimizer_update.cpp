@@ -1,14 +1,7 @@
 // SGD and Adam/AdamW update rules. See kernels/optimizer_update.h.
 //
-// No floating-point contraction in this file: every operation is rounded on its own, as
-// written (see kernels/optimizer_update.h). Without this, GCC (-ffp-contract=fast by
-// default) fuses the multiply-adds below into FMAs under -march=native on FMA machines
-// only. Before any #include, so that inline functions from headers are compiled alike.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// No floating-point contraction in this file (-ffp-contract=off, set in CMakeLists.txt):
+// every operation is rounded on its own, as written (see kernels/optimizer_update.h).
 
 #include "kernels/optimizer_update.h"
 

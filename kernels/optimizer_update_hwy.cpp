@@ -13,15 +13,9 @@
 // vectorize it); here sqrt and the divisions are vector instructions, which are correctly
 // rounded like the scalar ones.
 
-// No floating-point contraction (see kernels/optimizer_update.h): with GCC's default
-// -ffp-contract=fast, the AVX2 and AVX-512 copies below would fuse Mul + Add into FMAs
-// and the SSE4 and scalar copies could not. Before any #include, and repeated on each of
-// foreach_target's re-inclusions, so that everything here is compiled alike.
-#if defined(__clang__)
-#pragma clang fp contract(off)
-#elif defined(__GNUC__)
-#pragma GCC optimize("fp-contract=off")
-#endif
+// No floating-point contraction (-ffp-contract=off, set in CMakeLists.txt; see
+// kernels/optimizer_update.h): with GCC's default -ffp-contract=fast, the AVX2 and AVX-512
+// copies below would fuse Mul + Add into FMAs and the SSE4 and scalar copies could not.
 
 #include "kernels/optimizer_update.h"
 
