@@ -1,6 +1,8 @@
 #include "fer/tensor.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <cstring>
 #include <mutex>
 #include <new>
@@ -96,6 +98,9 @@ AlignedBuffer::AlignedBuffer(int64_t count, bool zero) : size_(count) {
   const size_t bytes = padded_bytes(count);
   data_ = static_cast<float*>(pool().take(bytes));
   if (zero) std::memset(data_, 0, bytes);
+#ifdef FER_POISON_UNINITIALIZED
+  else std::fill(data_, data_ + bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
+#endif
 }
 
 AlignedBuffer AlignedBuffer::uninitialized(int64_t count) { return AlignedBuffer(count, false); }
@@ -126,6 +131,14 @@ AlignedBuffer& AlignedBuffer::operator=(AlignedBuffer&& other) noexcept {
 Tensor::Tensor(const Shape& shape) : impl_(std::make_shared<TensorImpl>()) {
   impl_->shape = shape;
   impl_->data = AlignedBuffer(shape_numel(shape));
+}
+
+Tensor Tensor::uninitialized(const Shape& shape) {
+  Tensor t;
+  t.impl_ = std::make_shared<TensorImpl>();
+  t.impl_->shape = shape;
+  t.impl_->data = AlignedBuffer::uninitialized(shape_numel(shape));
+  return t;
 }
 
 Tensor::Tensor(const Shape& shape, float fill_value) : Tensor(shape) { fill(fill_value); }

@@ -62,6 +62,11 @@ class Tensor {
   Tensor(const Shape& shape, const std::vector<float>& values);
 
   static Tensor zeros(const Shape& shape) { return Tensor(shape); }
+  // Contents are garbage: for a layer's output that its kernel overwrites entirely, where
+  // zero-filling would be one more pass over the whole activation (buffers come back from
+  // the pool dirty). Building with -DFER_POISON_UNINITIALIZED=ON fills them with NaN
+  // instead, so a kernel that reads before it writes shows up in the tests.
+  static Tensor uninitialized(const Shape& shape);
   static Tensor scalar(float value) { return Tensor(Shape{}, value); }
 
   bool defined() const { return impl_ != nullptr; }

@@ -23,7 +23,7 @@ Shape ReLU::build(const Shape& input, Rng&) { return input; }
 Tensor ReLU::forward(const Tensor& x, bool /*training: same in both modes*/) {
   if (!x.defined() || x.numel() == 0) layer_error("empty input");
   const bool capped = max_value_ == 6.f;
-  Tensor y(x.shape());
+  Tensor y = Tensor::uninitialized(x.shape());
   if (capped)
     kernels::relu6_forward(x.data(), x.numel(), y.data());
   else
@@ -66,7 +66,7 @@ Tensor Softmax::forward(const Tensor& x, bool /*training*/) {
   if (!x.defined() || x.ndim() < 1 || x.numel() == 0) layer_error("empty input");
   const int64_t K = x.dim(-1);
   const int64_t rows = x.numel() / K;
-  Tensor y(x.shape());
+  Tensor y = Tensor::uninitialized(x.shape());
   kernels::softmax_rows(x.data(), rows, K, y.data());
   Tape& tape = Tape::current();
   if (tape.wants({&x})) {

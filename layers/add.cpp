@@ -10,7 +10,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
   FER_CHECK(a.shape() == b.shape(), "add: shapes differ: ", shape_str(a.shape()), " + ",
             shape_str(b.shape()), " (a residual connection needs the block to keep the shape)");
   const int64_t n = a.numel();
-  Tensor y(a.shape());
+  Tensor y = Tensor::uninitialized(a.shape());
   const float* pa = a.data();
   const float* pb = b.data();
   float* py = y.data();

@@ -75,7 +75,7 @@ Tensor BatchNormalization::run(const Tensor& x, bool training, kernels::Act act)
   const int64_t rows = x.numel() / C;
   const Tensor gamma = scale_ ? gamma_.value : ones_;
   const Tensor beta = center_ ? beta_.value : zeros_;
-  Tensor y(x.shape());
+  Tensor y = Tensor::uninitialized(x.shape());
   Tape& tape = Tape::current();
   const bool record = tape.wants({&x, &gamma, &beta});
 

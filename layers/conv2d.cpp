@@ -80,7 +80,7 @@ Tensor Conv2D::forward(const Tensor& x, bool /*training*/) {
   const Tensor& kernel = kernel_.value;
   const Tensor& bias = bias_.value;  // undefined without use_bias
 
-  Tensor y({g.n, g.oh, g.ow, oc});
+  Tensor y = Tensor::uninitialized({g.n, g.oh, g.ow, oc});
   kernels::conv2d_forward(g, oc, x.data(), kernel.data(), use_bias_ ? bias.data() : nullptr,
                           y.data());
 

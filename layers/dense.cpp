@@ -55,7 +55,7 @@ Tensor Dense::forward(const Tensor& x, bool /*training*/) {
   const Tensor& bias = bias_.value;  // undefined without use_bias
 
   // y [N, units] = x [N, F] * kernel [F, units] (+ bias on every row)
-  Tensor y({int64_t(n), int64_t(units)});
+  Tensor y = Tensor::uninitialized({int64_t(n), int64_t(units)});
   if (use_bias_) kernels::broadcast_rows(n, units, bias.data(), y.data());
   kernels::sgemm(false, false, n, units, f, 1.f, x.data(), f, kernel.data(), units,
                  use_bias_ ? 1.f : 0.f, y.data(), units);

@@ -13,7 +13,7 @@ namespace {
 // [N, H, W, C] -> [N, H, W, C*M] with y[.., c*M + m] = x[.., c]; backward sums the copies.
 Tensor repeat_channels(const Tensor& x, int m) {
   const int64_t pixels = x.numel() / x.dim(3), c = x.dim(3);
-  Tensor y({x.dim(0), x.dim(1), x.dim(2), c * m});
+  Tensor y = Tensor::uninitialized({x.dim(0), x.dim(1), x.dim(2), c * m});
   const float* px = x.data();
   float* py = y.data();
   for (int64_t p = 0; p < pixels; ++p)
@@ -107,7 +107,7 @@ Tensor DepthwiseConv2D::forward(const Tensor& input, bool /*training*/) {
   const Tensor& kernel = kernel_.value;
   const Tensor& bias = bias_.value;  // undefined without use_bias
 
-  Tensor y({g.n, g.oh, g.ow, g.c});
+  Tensor y = Tensor::uninitialized({g.n, g.oh, g.ow, g.c});
   kernels::depthwise_conv2d_forward(g, x.data(), kernel.data(),
                                     use_bias_ ? bias.data() : nullptr, y.data());
 

@@ -37,7 +37,7 @@ Tensor Dropout::forward(const Tensor& x, bool training) {
   // recomputes it instead of keeping a mask tensor alive.
   const uint64_t key = rng_.next_u64();
   const float rate = rate_;
-  Tensor y(x.shape());
+  Tensor y = Tensor::uninitialized(x.shape());
   kernels::dropout_forward(x.data(), n, key, rate, y.data());
 
   Tape& tape = Tape::current();

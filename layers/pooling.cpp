@@ -83,7 +83,7 @@ std::unique_ptr<Layer> MaxPool2D::from_config(const Json& config) {
 
 Tensor MaxPool2D::forward(const Tensor& x, bool /*training*/) {
   const kernels::Conv2DGeometry g = geometry_for(x);
-  Tensor y({g.n, g.oh, g.ow, g.c});
+  Tensor y = Tensor::uninitialized({g.n, g.oh, g.ow, g.c});
   kernels::max_pool2d_forward(g, x.data(), y.data());
   Tape& tape = Tape::current();
   if (tape.wants({&x})) {
@@ -106,7 +106,7 @@ std::unique_ptr<Layer> AvgPool2D::from_config(const Json& config) {
 
 Tensor AvgPool2D::forward(const Tensor& x, bool /*training*/) {
   const kernels::Conv2DGeometry g = geometry_for(x);
-  Tensor y({g.n, g.oh, g.ow, g.c});
+  Tensor y = Tensor::uninitialized({g.n, g.oh, g.ow, g.c});
   kernels::avg_pool2d_forward(g, x.data(), y.data());
   Tape& tape = Tape::current();
   if (tape.wants({&x})) {
@@ -141,7 +141,7 @@ Tensor GlobalAveragePooling2D::forward(const Tensor& x, bool /*training*/) {
   const int n = static_cast<int>(x.dim(0));
   const int hw = static_cast<int>(x.dim(1) * x.dim(2));
   const int c = static_cast<int>(x.dim(3));
-  Tensor y({int64_t(n), int64_t(c)});
+  Tensor y = Tensor::uninitialized({int64_t(n), int64_t(c)});
   kernels::global_avg_pool2d_forward(n, hw, c, x.data(), y.data());
   Tape& tape = Tape::current();
   if (tape.wants({&x})) {
