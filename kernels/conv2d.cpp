@@ -170,8 +170,8 @@ AlignedBuffer col_buffer(const Conv2DGeometry& g, int images) {
 
 }  // namespace
 
-void conv2d_forward(const Conv2DGeometry& g, int oc, const float* x, const float* kernel,
-                    const float* bias, float* y) {
+void conv2d_forward_im2col(const Conv2DGeometry& g, int oc, const float* x,
+                           const float* kernel, const float* bias, float* y) {
   const int64_t in_image = int64_t(g.h) * g.w * g.c;     // floats per input image
   const int64_t out_image = int64_t(g.oh) * g.ow * oc;   // floats per output image
   // With a bias, y starts as the bias and the GEMM adds onto it (beta = 1).
@@ -196,8 +196,8 @@ void conv2d_forward(const Conv2DGeometry& g, int oc, const float* x, const float
   }
 }
 
-void conv2d_backward_input(const Conv2DGeometry& g, int oc, const float* dy,
-                           const float* kernel, float* dx) {
+void conv2d_backward_input_im2col(const Conv2DGeometry& g, int oc, const float* dy,
+                                  const float* kernel, float* dx) {
   const int64_t in_image = int64_t(g.h) * g.w * g.c;
   const int64_t out_image = int64_t(g.oh) * g.ow * oc;
   if (is_pointwise(g)) {
@@ -219,8 +219,8 @@ void conv2d_backward_input(const Conv2DGeometry& g, int oc, const float* dy,
   }
 }
 
-void conv2d_backward_weights(const Conv2DGeometry& g, int oc, const float* x, const float* dy,
-                             float* dkernel, float* dbias) {
+void conv2d_backward_weights_im2col(const Conv2DGeometry& g, int oc, const float* x,
+                                    const float* dy, float* dkernel, float* dbias) {
   if (dbias) add_column_sums(g.n * g.oh * g.ow, oc, dy, dbias);
   if (!dkernel) return;
   if (is_pointwise(g)) {
@@ -243,6 +243,38 @@ void conv2d_backward_weights(const Conv2DGeometry& g, int oc, const float* x, co
     sgemm(true, false, k, oc, rows, 1.f, col.data(), k, dy + n0 * out_image, oc, 1.f, dkernel,
           oc);
   }
+}
+
+// ---- Which one runs -----------------------------------------------------------------
+// Measured with bench/bench_conv2d (2 threads, AVX-512, medians; README "k x k
+// convolution: im2col or direct"): the direct kernel is 1.25-2.5x faster forward at every
+// k x k shape of cnn3 and MobileNet's first conv at batch 64, and 1.1-1.9x faster backward
+// to the input at stride 1, except where the input has very few channels (cnn3's first
+// conv, C = 1: the channels are the direct kernel's vector lanes, so one lane in sixteen
+// would do work). 1x1 convolutions stay one plain GEMM; the weight gradient stays im2col
+// + GEMM (a reduction over all pixels, which the GEMM blocks well).
+
+namespace {
+constexpr int kDirectBackwardMinChannels = 8;
+}  // namespace
+
+void conv2d_forward(const Conv2DGeometry& g, int oc, const float* x, const float* kernel,
+                    const float* bias, float* y) {
+  if (is_pointwise(g)) return conv2d_forward_im2col(g, oc, x, kernel, bias, y);
+  conv2d_forward_direct(g, oc, x, kernel, bias, y);
+}
+
+void conv2d_backward_input(const Conv2DGeometry& g, int oc, const float* dy,
+                           const float* kernel, float* dx) {
+  if (!is_pointwise(g) && conv2d_direct_covers_backward_input(g) &&
+      g.c >= kDirectBackwardMinChannels)
+    return conv2d_backward_input_direct(g, oc, dy, kernel, dx);
+  conv2d_backward_input_im2col(g, oc, dy, kernel, dx);
+}
+
+void conv2d_backward_weights(const Conv2DGeometry& g, int oc, const float* x, const float* dy,
+                             float* dkernel, float* dbias) {
+  conv2d_backward_weights_im2col(g, oc, x, dy, dkernel, dbias);
 }
 
 }  // namespace fer::kernels

@@ -17,12 +17,23 @@
 //   dbias[o]          += sum_{n,oh,ow} dy[n,oh,ow,o]
 // Backward functions ADD into dx, dkernel and dbias (gradients accumulate).
 //
-// The `_ref` versions are the formulas above as direct loops. The fast versions use
+// The `_ref` versions are the formulas above as direct loops. There are two fast ways,
+// both below; conv2d_forward/_backward_* pick per shape the one bench/bench_conv2d
+// measured faster (kernels/conv2d.cpp says which and why).
+//
 // im2col + GEMM: copying every receptive field of an image into one row of a matrix
 // ("col", [OH*OW, KH*KW*C]) turns the convolution into col * kernel, where the kernel is
 // read as a [KH*KW*C, OC] matrix -- exactly its Keras memory layout. A 1x1, stride-1
 // convolution needs no copy at all: in NHWC, x already is an [N*H*W, C] matrix.
+//
+// Direct (Highway): each output pixel's channels are vector lanes, accumulated in
+// registers over the (kh, kw, c) sum from broadcast inputs and kernel rows; no col matrix
+// is written and read back. Backward to the input at stride 1 is the same loop on dy
+// with the kernel flipped (see kernels/conv2d_direct_hwy.cpp).
 #pragma once
+
+#include <cstdint>
+#include <vector>
 
 #include "kernels/padding.h"
 
@@ -45,5 +56,31 @@ void conv2d_backward_weights_ref(const Conv2DGeometry& g, int out_channels, cons
                                  const float* dy, float* dkernel, float* dbias);
 void conv2d_backward_weights(const Conv2DGeometry& g, int out_channels, const float* x,
                              const float* dy, float* dkernel, float* dbias);
+
+// The im2col + GEMM versions (kernels/conv2d.cpp), whatever the shape.
+void conv2d_forward_im2col(const Conv2DGeometry& g, int out_channels, const float* x,
+                           const float* kernel, const float* bias, float* y);
+void conv2d_backward_input_im2col(const Conv2DGeometry& g, int out_channels, const float* dy,
+                                  const float* kernel, float* dx);
+void conv2d_backward_weights_im2col(const Conv2DGeometry& g, int out_channels, const float* x,
+                                    const float* dy, float* dkernel, float* dbias);
+
+// Direct convolution in Highway (kernels/conv2d_direct_hwy.cpp): no col buffer, output
+// channels in vector lanes, a register block of output pixels x channel vectors. Any
+// window, stride and padding forward; backward to the input for stride 1 only
+// (conv2d_direct_covers_backward_input).
+void conv2d_forward_direct(const Conv2DGeometry& g, int out_channels, const float* x,
+                           const float* kernel, const float* bias, float* y);
+bool conv2d_direct_covers_backward_input(const Conv2DGeometry& g);
+void conv2d_backward_input_direct(const Conv2DGeometry& g, int out_channels, const float* dy,
+                                  const float* kernel, float* dx);
+
+// For tests and benchmarks, as sgemm_hwy_* in kernels/gemm.h: the Highway targets compiled
+// and supported by this CPU (best first), forcing one (0 undoes), the target the next call
+// runs, and a target's name.
+std::vector<int64_t> conv2d_direct_hwy_targets();
+void conv2d_direct_hwy_force_target(int64_t target);
+int64_t conv2d_direct_hwy_dispatched_target();
+const char* conv2d_direct_hwy_target_name(int64_t target);
 
 }  // namespace fer::kernels

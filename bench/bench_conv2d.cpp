@@ -1,0 +1,103 @@
+// k x k convolution speed: im2col + GEMM (conv2d_*_im2col) against the direct Highway
+// kernels (conv2d_*_direct) and the default (conv2d_*, what the layers call), at every
+// non-depthwise, non-1x1 convolution of the bench networks (bench/network_shapes.h: cnn3 at
+// 48 px and MobileNet V1 alpha 0.75 at 96 px by default; $FER_BENCH_BATCHES, default 64
+// and 1). 1x1 convolutions are one plain GEMM in every variant and are left out.
+// Ops: fwd (no bias, as in cnn3), bwd_input, bwd_weights (no bias).
+//
+//   OMP_NUM_THREADS=1 OMP_WAIT_POLICY=passive build/bench/bench_conv2d
+//     --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
+//     --benchmark_report_aggregates_only --benchmark_min_time=0.2
+//
+// Counter GFLOP: 2 * KH * KW * C * OC * N * OH * OW per second of wall time (nominal
+// multiply-adds, padding included, the same for every variant).
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "bench/network_shapes.h"
+#include "fer/rng.h"
+#include "kernels/conv2d.h"
+
+using namespace fer::kernels;
+
+namespace {
+
+enum class Op { Forward, BackwardInput, BackwardWeights };
+enum class Variant { Default, Im2col, Direct };
+
+std::vector<float> random_values(size_t n, fer::Rng& rng) {
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(rng.uniform(-1.0, 1.0));
+  return v;
+}
+
+void run(benchmark::State& state, Conv2DGeometry g, int oc, Op op, Variant variant) {
+  fer::Rng rng(1);
+  const size_t taps_c = size_t(g.kh) * g.kw * g.c;
+  const size_t xs = size_t(g.n) * g.h * g.w * g.c, ys = size_t(g.n) * g.oh * g.ow * oc;
+  const auto x = random_values(xs, rng), k = random_values(taps_c * oc, rng);
+  const auto dy = random_values(ys, rng);
+  std::vector<float> y(ys), dx(xs, 0.f), dk(taps_c * oc, 0.f);
+  for (auto _ : state) {
+    switch (op) {
+      case Op::Forward:
+        (variant == Variant::Default  ? conv2d_forward
+         : variant == Variant::Im2col ? conv2d_forward_im2col
+                                      : conv2d_forward_direct)(g, oc, x.data(), k.data(),
+                                                               nullptr, y.data());
+        benchmark::DoNotOptimize(y.data());
+        break;
+      case Op::BackwardInput:
+        (variant == Variant::Default  ? conv2d_backward_input
+         : variant == Variant::Im2col ? conv2d_backward_input_im2col
+                                      : conv2d_backward_input_direct)(g, oc, dy.data(),
+                                                                      k.data(), dx.data());
+        benchmark::DoNotOptimize(dx.data());
+        break;
+      case Op::BackwardWeights:
+        (variant == Variant::Default ? conv2d_backward_weights : conv2d_backward_weights_im2col)(
+            g, oc, x.data(), dy.data(), dk.data(), nullptr);
+        benchmark::DoNotOptimize(dk.data());
+        break;
+    }
+    benchmark::ClobberMemory();
+  }
+  const double flops = 2.0 * double(taps_c) * oc * double(g.n) * g.oh * g.ow;
+  state.counters["GFLOP"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// Names: <network>/b<batch>/<layer>_<H>x<W>x<C>_<OC>_s<stride>/<op>/<variant>.
+const int kRegistered = [] {
+  const std::pair<Op, const char*> ops[] = {{Op::Forward, "fwd"},
+                                            {Op::BackwardInput, "bwd_input"},
+                                            {Op::BackwardWeights, "bwd_weights"}};
+  const std::pair<Variant, const char*> variants[] = {
+      {Variant::Default, "default"}, {Variant::Im2col, "im2col"}, {Variant::Direct, "direct"}};
+  for (const fer_bench::ConvShape& c : fer_bench::bench_conv_shapes()) {
+    if (c.depthwise || c.g.kh * c.g.kw == 1) continue;
+    for (const auto& [op, op_name] : ops)
+      for (const auto& [variant, variant_name] : variants) {
+        if (variant == Variant::Direct && op == Op::BackwardWeights) continue;
+        if (variant == Variant::Direct && op == Op::BackwardInput &&
+            !conv2d_direct_covers_backward_input(c.g))
+          continue;
+        const std::string name = c.name + "_" + std::to_string(c.g.h) + "x" +
+                                 std::to_string(c.g.w) + "x" + std::to_string(c.g.c) + "_" +
+                                 std::to_string(c.out_channels) + "_s" +
+                                 std::to_string(c.g.stride_h) + "/" + op_name + "/" +
+                                 variant_name;
+        benchmark::RegisterBenchmark(name.c_str(), run, c.g, c.out_channels, op, variant)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
+      }
+  }
+  return 0;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();

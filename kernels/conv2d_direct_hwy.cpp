@@ -1,0 +1,303 @@
+// Direct convolution (no col buffer) in Google Highway, compiled for every x86 SIMD level
+// and dispatched at run time; the semantics are those of kernels/conv2d.h.
+//
+// NHWC with the output channels in vector lanes: for one output pixel, y[pixel, o..o+N) is
+// a sum over (kh, kw, c) of the broadcast input value x[tap pixel, c] times one vector of
+// the kernel row kernel[kh, kw, c, o..o+N) -- contiguous in Keras's layout. A register
+// block of R output pixels (consecutive columns of one output row) x J channel vectors
+// keeps R * J accumulators in registers for the whole sum, so each step of the inner loop
+// over c loads J kernel vectors and R broadcasts for R * J FMAs, and y is written once.
+// The kernel is first repacked with its output channels padded to whole vectors (zeros),
+// so the inner loop never needs a mask; only the y store of the last vector does.
+//
+// Every loop over r < R and j < J has a compile-time bound and is unrolled
+// (HWY_UNROLL(16) covers R <= 12, J <= 4; GCC 12 takes no template argument there).
+//
+// Padding costs no branches in the inner loop: before the loop over c, each of the R
+// pixels gets a pointer to its tap's input pixel, or to a row of zeros when the tap falls
+// in the padding (or the pixel is past the end of the row in the last, partial block).
+// Kernel rows that lie wholly outside the image are skipped.
+//
+// Backward to the input with stride 1 is the same computation: dx is the convolution of
+// dy (channels OC) with the kernel flipped in space and with C and OC swapped, padded by
+// KH - 1 - pad_top rows above and KW - 1 - pad_left columns to the left; it adds into dx.
+//
+// Threads split the output rows (n, oh) into contiguous ranges.
+#include "kernels/conv2d.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "fer/error.h"
+#include "fer/tensor.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/conv2d_direct_hwy.cpp"
+#include <hwy/foreach_target.h>  // re-includes this file once per SIMD target
+
+#include <hwy/highway.h>
+#include "kernels/hwy_group-inl.h"
+
+namespace fer::kernels {
+#ifndef FER_CONV2D_DIRECT_PLAN_DEFINED
+#define FER_CONV2D_DIRECT_PLAN_DEFINED
+// One convolution as the direct kernel sees it (forward, or backward to the input
+// rewritten as a forward convolution). `kernel` is packed [KH, KW, C, OCP] with OCP = OC
+// rounded up to whole vectors, zeros in the padding lanes.
+struct DirectConv {
+  int n, h, w, c;          // input
+  int oh, ow, oc, ocp;     // output; ocp: the packed kernel's row length
+  int kh, kw, sh, sw, pt, pl;
+  const float* x;
+  const float* kernel;
+  const float* bias;       // [OC] or nullptr
+  bool accumulate;         // y += conv (bias ignored) instead of y = bias + conv
+  float* y;
+  const float* zeros;      // at least c zeros
+};
+#endif
+}  // namespace fer::kernels
+
+HWY_BEFORE_NAMESPACE();
+namespace fer::kernels::HWY_NAMESPACE {
+namespace conv_direct_hwy {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using D = hn::ScalableTag<float>;
+using V = hn::Vec<D>;
+using simd::Group;
+
+// Accumulator budget: AVX-512 has 32 vector registers, the others 16; a block of R x J
+// accumulators needs J more for the kernel row and one for the broadcast.
+#if HWY_TARGET <= HWY_AVX3
+constexpr int kMaxJ = 4;
+template <int J> constexpr int kR = J == 4 ? 6 : J == 3 ? 8 : 12;
+#else
+constexpr int kMaxJ = 2;
+template <int J> constexpr int kR = J == 2 ? 6 : 8;
+#endif
+
+// Output pixels [ow0, ow0 + count) of row `oh` of image n, channels [o0, o0 + J*N) of
+// which only `last` lanes of the last vector are real (N when OC is a multiple of N).
+template <int J, bool kTail>
+HWY_INLINE void Block(const DirectConv& q, const float* const* xrow, int o0, float* y_px,
+                      int ow0, int count, const Group<kTail>& last) {
+  constexpr int R = kR<J>;
+  const D d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const Group<false> full{d, hn::FirstN(d, static_cast<size_t>(N)), static_cast<size_t>(N)};
+  V acc[R][J];
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) {
+    HWY_UNROLL(16)
+    for (int j = 0; j < J; ++j) {
+      if (r >= count) {
+        acc[r][j] = hn::Zero(d);
+      } else if (q.accumulate) {
+        const float* p = y_px + int64_t(r) * q.oc + j * N;
+        acc[r][j] = (kTail && j == J - 1) ? last.Load(p) : full.Load(p);
+      } else if (q.bias) {
+        const float* p = q.bias + o0 + j * N;
+        acc[r][j] = (kTail && j == J - 1) ? last.Load(p) : full.Load(p);
+      } else {
+        acc[r][j] = hn::Zero(d);
+      }
+    }
+  }
+  const int64_t C = q.c;
+  for (int kh = 0; kh < q.kh; ++kh) {
+    if (!xrow[kh]) continue;  // this kernel row is in the padding for the whole row
+    for (int kw = 0; kw < q.kw; ++kw) {
+      const float* p[R];
+      HWY_UNROLL(16)
+      for (int r = 0; r < R; ++r) {
+        const int iw = (ow0 + r) * q.sw - q.pl + kw;
+        p[r] = (r < count && iw >= 0 && iw < q.w) ? xrow[kh] + int64_t(iw) * C : q.zeros;
+      }
+      const float* k = q.kernel + (int64_t(kh) * q.kw + kw) * C * q.ocp + o0;
+      for (int64_t c = 0; c < C; ++c, k += q.ocp) {
+        V wv[J];
+        HWY_UNROLL(16)
+        for (int j = 0; j < J; ++j) wv[j] = hn::LoadU(d, k + j * N);
+        HWY_UNROLL(16)
+        for (int r = 0; r < R; ++r) {
+          const V xb = hn::Set(d, p[r][c]);
+          HWY_UNROLL(16)
+          for (int j = 0; j < J; ++j) acc[r][j] = hn::MulAdd(xb, wv[j], acc[r][j]);
+        }
+      }
+    }
+  }
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) {
+    if (r >= count) break;
+    HWY_UNROLL(16)
+    for (int j = 0; j < J; ++j) {
+      float* p = y_px + int64_t(r) * q.oc + j * N;
+      if (kTail && j == J - 1) last.Store(acc[r][j], p);
+      else full.Store(acc[r][j], p);
+    }
+  }
+}
+
+// Every block of one output row for channel vectors [o0, o0 + J*N).
+template <int J, bool kTail>
+HWY_INLINE void RowBlocks(const DirectConv& q, const float* const* xrow, float* y_row, int o0,
+                          const Group<kTail>& last) {
+  constexpr int R = kR<J>;
+  for (int ow0 = 0; ow0 < q.ow; ow0 += R)
+    Block<J, kTail>(q, xrow, o0, y_row + int64_t(ow0) * q.oc + o0, ow0,
+                    std::min(R, q.ow - ow0), last);
+}
+
+// Channel vectors [o0, o0 + J*N) with J = vectors (<= kMaxJ) chosen at run time.
+template <bool kTail>
+HWY_INLINE void RowChannels(const DirectConv& q, const float* const* xrow, float* y_row,
+                            int o0, int vectors, const Group<kTail>& last) {
+  switch (vectors) {
+    case 1: return RowBlocks<1, kTail>(q, xrow, y_row, o0, last);
+    case 2: return RowBlocks<2, kTail>(q, xrow, y_row, o0, last);
+#if HWY_TARGET <= HWY_AVX3
+    case 3: return RowBlocks<3, kTail>(q, xrow, y_row, o0, last);
+    case 4: return RowBlocks<4, kTail>(q, xrow, y_row, o0, last);
+#endif
+  }
+}
+
+void Rows(const DirectConv& q, int64_t row_begin, int64_t row_end) {
+  const D d;
+  const int N = static_cast<int>(hn::Lanes(d));
+  const int rem = q.oc % N;
+  const Group<false> full{d, hn::FirstN(d, static_cast<size_t>(N)), static_cast<size_t>(N)};
+  const Group<true> tail{d, hn::FirstN(d, static_cast<size_t>(rem)), static_cast<size_t>(rem)};
+  const int vectors = (q.oc + N - 1) / N;
+  std::vector<const float*> xrow(q.kh);
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int n = static_cast<int>(row / q.oh), oh = static_cast<int>(row % q.oh);
+    const float* x_n = q.x + int64_t(n) * q.h * q.w * q.c;
+    bool any = false;
+    for (int kh = 0; kh < q.kh; ++kh) {
+      const int ih = oh * q.sh - q.pt + kh;
+      xrow[kh] = (ih >= 0 && ih < q.h) ? x_n + int64_t(ih) * q.w * q.c : nullptr;
+      any = any || xrow[kh];
+    }
+    float* y_row = q.y + row * q.ow * q.oc;
+    if (!any && q.accumulate) continue;  // nothing to add (a fully padded row)
+    // Groups of kMaxJ vectors, then the rest; the last group carries the masked tail.
+    for (int v0 = 0; v0 < vectors; v0 += kMaxJ) {
+      const int j = std::min(kMaxJ, vectors - v0);
+      if (rem != 0 && v0 + j == vectors)
+        RowChannels<true>(q, xrow.data(), y_row, v0 * N, j, tail);
+      else
+        RowChannels<false>(q, xrow.data(), y_row, v0 * N, j, full);
+    }
+  }
+}
+
+}  // namespace conv_direct_hwy
+
+void ConvDirectRows(const DirectConv& q, int64_t row_begin, int64_t row_end) {
+  conv_direct_hwy::Rows(q, row_begin, row_end);
+}
+int64_t ConvDirectLanes() { return static_cast<int64_t>(hwy::HWY_NAMESPACE::Lanes(conv_direct_hwy::D())); }
+int64_t ConvDirectCompiledTarget() { return HWY_TARGET; }
+
+}  // namespace fer::kernels::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace fer::kernels {
+
+HWY_EXPORT(ConvDirectRows);
+HWY_EXPORT(ConvDirectLanes);
+HWY_EXPORT(ConvDirectCompiledTarget);
+
+namespace {
+
+// Threads as in depthwise_conv2d_hwy.cpp: one for small work or inside a parallel region.
+int thread_count(int64_t rows, int64_t work_per_row) {
+  if (omp_in_parallel()) return 1;
+  if (rows * work_per_row < (int64_t{1} << 15)) return 1;
+  return static_cast<int>(std::min<int64_t>(omp_get_max_threads(), rows));
+}
+
+void run(const DirectConv& q) {
+  const int64_t rows = int64_t(q.n) * q.oh;
+  const int threads = thread_count(rows, int64_t(q.ow) * q.oc * q.kh * q.kw * q.c / 16);
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    const int64_t begin = rows * t / T, end = rows * (t + 1) / T;
+    if (begin < end) HWY_DYNAMIC_DISPATCH(ConvDirectRows)(q, begin, end);
+  }
+}
+
+int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+}  // namespace
+
+void conv2d_forward_direct(const Conv2DGeometry& g, int oc, const float* x,
+                           const float* kernel, const float* bias, float* y) {
+  if (g.n <= 0 || g.oh <= 0 || g.ow <= 0 || oc <= 0) return;
+  const int64_t ocp = round_up(oc, HWY_DYNAMIC_DISPATCH(ConvDirectLanes)());
+  const int64_t taps_c = int64_t(g.kh) * g.kw * g.c;
+  // Packed [KH*KW*C, OCP]: the same rows, padded with zero lanes.
+  auto packed = AlignedBuffer::uninitialized(taps_c * ocp);
+  for (int64_t i = 0; i < taps_c; ++i) {
+    float* dst = packed.data() + i * ocp;
+    std::copy(kernel + i * oc, kernel + (i + 1) * oc, dst);
+    std::fill(dst + oc, dst + ocp, 0.f);
+  }
+  std::vector<float> zeros(std::max(g.c, 1), 0.f);
+  DirectConv q{g.n, g.h, g.w, g.c, g.oh, g.ow, oc, static_cast<int>(ocp), g.kh, g.kw,
+               g.stride_h, g.stride_w, g.pad_top, g.pad_left, x, packed.data(), bias,
+               false, y, zeros.data()};
+  run(q);
+}
+
+bool conv2d_direct_covers_backward_input(const Conv2DGeometry& g) {
+  return g.stride_h == 1 && g.stride_w == 1;
+}
+
+void conv2d_backward_input_direct(const Conv2DGeometry& g, int oc, const float* dy,
+                                  const float* kernel, float* dx) {
+  FER_CHECK(conv2d_direct_covers_backward_input(g),
+            "conv2d_backward_input_direct: stride 1 only");
+  if (g.n <= 0 || g.h <= 0 || g.w <= 0 || g.c <= 0 || g.oh <= 0 || g.ow <= 0 || oc <= 0)
+    return;
+  // dx[ih, iw, c] += sum_{kh,kw,o} dy[ih + pt - kh, iw + pl - kw, o] * k[kh, kw, c, o]:
+  // with kh' = KH-1-kh, dy row ih - (KH-1-pt) + kh' -- a forward convolution of dy by
+  // k'[kh', kw', o, c] = k[KH-1-kh', KW-1-kw', c, o] with padding KH-1-pt, KW-1-pl.
+  const int64_t cp = round_up(g.c, HWY_DYNAMIC_DISPATCH(ConvDirectLanes)());
+  auto packed = AlignedBuffer::uninitialized(int64_t(g.kh) * g.kw * oc * cp);
+  for (int kh = 0; kh < g.kh; ++kh)
+    for (int kw = 0; kw < g.kw; ++kw) {
+      const float* src = kernel + ((int64_t(g.kh - 1 - kh) * g.kw + (g.kw - 1 - kw)) * g.c) * oc;
+      float* dst = packed.data() + (int64_t(kh) * g.kw + kw) * oc * cp;
+      for (int o = 0; o < oc; ++o) {
+        for (int c = 0; c < g.c; ++c) dst[int64_t(o) * cp + c] = src[int64_t(c) * oc + o];
+        std::fill(dst + int64_t(o) * cp + g.c, dst + int64_t(o + 1) * cp, 0.f);
+      }
+    }
+  std::vector<float> zeros(oc, 0.f);
+  DirectConv q{g.n, g.oh, g.ow, oc, g.h, g.w, g.c, static_cast<int>(cp), g.kh, g.kw,
+               1, 1, g.kh - 1 - g.pad_top, g.kw - 1 - g.pad_left, dy, packed.data(), nullptr,
+               true, dx, zeros.data()};
+  run(q);
+}
+
+std::vector<int64_t> conv2d_direct_hwy_targets() { return hwy::SupportedAndGeneratedTargets(); }
+
+void conv2d_direct_hwy_force_target(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+
+int64_t conv2d_direct_hwy_dispatched_target() {
+  return HWY_DYNAMIC_DISPATCH(ConvDirectCompiledTarget)();
+}
+
+const char* conv2d_direct_hwy_target_name(int64_t target) { return hwy::TargetName(target); }
+
+}  // namespace fer::kernels
+#endif  // HWY_ONCE

@@ -1,0 +1,141 @@
+// Direct Highway convolution (kernels/conv2d_direct_hwy.cpp) against the reference loops of
+// kernels/conv2d.h, on every SIMD target compiled that this CPU runs: forward for any
+// window/stride/padding, backward to the input for stride 1 (accumulating into dx). Shapes
+// include channel counts that are not a multiple of any vector width, more output channels
+// than one register block holds, 1x1 maps, batch 1 and stride-2 edges.
+#include <gtest/gtest.h>
+
+#include "hwy_targets.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fer/rng.h"
+#include "kernels/conv2d.h"
+#include "kernels/padding.h"
+
+using namespace fer;
+using namespace fer::kernels;
+
+namespace {
+
+struct Case {
+  int n, h, w, c, oc, kh, kw, sh, sw;
+  Padding padding;
+};
+
+std::string describe(const Case& t) {
+  std::ostringstream s;
+  s << "x [" << t.n << "," << t.h << "," << t.w << "," << t.c << "] k " << t.kh << "x" << t.kw
+    << " oc " << t.oc << " stride " << t.sh << "," << t.sw << " " << padding_name(t.padding);
+  return s.str();
+}
+
+std::vector<float> random_values(size_t n, Rng& rng) {
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(rng.uniform(-1.0, 1.0));
+  return v;
+}
+
+// Both sum the same products in different orders: agree to float rounding relative to the
+// tensor's largest value. An indexing bug gives errors of order 1.
+void expect_close(const std::vector<float>& got, const std::vector<float>& want,
+                  const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  float scale = 1.f;
+  for (float v : want) scale = std::max(scale, std::fabs(v));
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_NEAR(got[i], want[i], 1e-4f * scale) << what << " at index " << i;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> list = {
+      {2, 5, 5, 3, 4, 3, 3, 1, 1, Padding::Same},
+      {1, 6, 6, 17, 5, 3, 3, 2, 2, Padding::Same},      // even input, stride 2 same
+      {2, 7, 7, 5, 3, 3, 3, 2, 2, Padding::Same},       // odd input, stride 2 same
+      {3, 7, 6, 2, 6, 3, 2, 2, 1, Padding::Valid},
+      {1, 1, 1, 20, 7, 3, 3, 1, 1, Padding::Same},      // 1x1 map: kernel mostly padding
+      {1, 1, 1, 9, 4, 1, 1, 1, 1, Padding::Valid},      // 1x1 map, 1x1 kernel
+      {1, 9, 9, 3, 2, 5, 5, 3, 3, Padding::Same},
+      {2, 8, 8, 4, 4, 4, 4, 1, 1, Padding::Same},       // even kernel, asymmetric padding
+      {1, 13, 14, 3, 32, 3, 3, 1, 1, Padding::Same},    // cnn3's first conv, rows of 14
+      {1, 12, 11, 32, 33, 3, 3, 1, 1, Padding::Same},   // OC one past two AVX-512 vectors
+      {2, 6, 19, 8, 70, 3, 3, 1, 1, Padding::Same},     // OC over kMaxJ vectors: two groups
+      {1, 9, 9, 24, 65, 3, 3, 2, 2, Padding::Same},     // stride 2, OC = 4*16 + 1
+      {1, 5, 5, 4, 129, 3, 3, 1, 1, Padding::Valid},    // several channel groups and a tail
+  };
+  Rng rng(77);
+  for (int i = 0; i < 30; ++i) {
+    Case t;
+    t.n = 1 + int(rng.below(3));
+    t.h = 1 + int(rng.below(10));
+    t.w = 1 + int(rng.below(16));
+    t.c = 1 + int(rng.below(20));
+    t.oc = 1 + int(rng.below(70));
+    t.kh = 1 + int(rng.below(4));
+    t.kw = 1 + int(rng.below(4));
+    t.sh = 1 + int(rng.below(3));
+    t.sw = 1 + int(rng.below(3));
+    if (i % 3 == 0) t.sh = t.sw = 1;  // enough stride-1 cases for backward
+    t.padding = rng.bernoulli(0.5) ? Padding::Same : Padding::Valid;
+    if (t.padding == Padding::Valid && (t.h < t.kh || t.w < t.kw)) t.padding = Padding::Same;
+    list.push_back(t);
+  }
+  return list;
+}
+
+void check_all_cases() {
+  Rng rng(11);
+  int index = 0, backward_checked = 0;
+  for (const Case& t : cases()) {
+    const std::string what = describe(t);
+    const Conv2DGeometry g = make_geometry(t.n, t.h, t.w, t.c, t.kh, t.kw, t.sh, t.sw, t.padding);
+    ASSERT_GT(g.oh, 0) << what;
+    const bool use_bias = index++ % 2 == 0;
+    const auto x = random_values(size_t(t.n) * t.h * t.w * t.c, rng);
+    const auto k = random_values(size_t(t.kh) * t.kw * t.c * t.oc, rng);
+    const auto b = random_values(t.oc, rng);
+    const size_t ysize = size_t(t.n) * g.oh * g.ow * t.oc;
+    for (int threads : {1, 2}) {
+      omp_set_num_threads(threads);
+      std::vector<float> y_ref(ysize), y(ysize, 123.f);  // forward overwrites y
+      conv2d_forward_ref(g, t.oc, x.data(), k.data(), use_bias ? b.data() : nullptr,
+                         y_ref.data());
+      conv2d_forward_direct(g, t.oc, x.data(), k.data(), use_bias ? b.data() : nullptr,
+                            y.data());
+      expect_close(y, y_ref, what + " forward");
+      if (!conv2d_direct_covers_backward_input(g)) continue;
+      const auto dy = random_values(ysize, rng);
+      const auto dx0 = random_values(x.size(), rng);  // backward adds into dx
+      auto dx_ref = dx0, dx = dx0;
+      conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), dx_ref.data());
+      conv2d_backward_input_direct(g, t.oc, dy.data(), k.data(), dx.data());
+      expect_close(dx, dx_ref, what + " backward input");
+      ++backward_checked;
+    }
+  }
+  omp_set_num_threads(omp_get_num_procs());
+  EXPECT_GT(backward_checked, 20);  // the stride-1 cases really ran backward
+}
+
+}  // namespace
+
+TEST(Conv2DDirect, MatchesReferenceOnEveryTarget) {
+  fer::testing::for_each_hwy_target("conv2d_direct", conv2d_direct_hwy_targets,
+                                    conv2d_direct_hwy_target_name,
+                                    conv2d_direct_hwy_force_target,
+                                    conv2d_direct_hwy_dispatched_target, check_all_cases);
+}
+
+TEST(Conv2DDirect, BackwardInputRefusesStrides) {
+  const Conv2DGeometry g = make_geometry(1, 4, 4, 2, 3, 3, 2, 2, Padding::Same);
+  EXPECT_FALSE(conv2d_direct_covers_backward_input(g));
+  std::vector<float> dy(size_t(g.oh) * g.ow * 3), k(3 * 3 * 2 * 3), dx(4 * 4 * 2);
+  EXPECT_THROW(conv2d_backward_input_direct(g, 3, dy.data(), k.data(), dx.data()),
+               std::exception);
+}
