@@ -37,9 +37,9 @@ TEST(ShippedModel, PredictNamesClearFacesWithoutModelFlag) {
   if (!exists(kModel)) GTEST_SKIP() << "no shipped model at " << kModel;
   const std::string val = std::string(FER_SOURCE_DIR) + "/data/sample_faces/val/";
   const std::pair<const char*, const char*> faces[] = {
-      {"happy", "PublicTest_32544065.jpg"}, {"surprise", "PublicTest_91117138.jpg"},
-      {"disgust", "PublicTest_41633403.jpg"}, {"fear", "PublicTest_52400353.jpg"},
-      {"angry", "PublicTest_54146920.jpg"}};
+      {"happy", "PublicTest_45682182.jpg"}, {"surprise", "PublicTest_71124930.jpg"},
+      {"disgust", "PublicTest_1799001.jpg"},  {"fear", "PublicTest_14799038.jpg"},
+      {"angry", "PublicTest_54146920.jpg"},   {"sad", "PublicTest_93955309.jpg"}};
   std::string files;
   for (const auto& [label, file] : faces) files += " " + val + label + "/" + file;
   // FER_MODEL unset: the default is the shipped file.
