@@ -58,8 +58,10 @@ void run(benchmark::State& state, Conv2DGeometry g, int oc, Op op, Variant varia
         benchmark::DoNotOptimize(dx.data());
         break;
       case Op::BackwardWeights:
-        (variant == Variant::Default ? conv2d_backward_weights : conv2d_backward_weights_im2col)(
-            g, oc, x.data(), dy.data(), dk.data(), nullptr);
+        (variant == Variant::Default  ? conv2d_backward_weights
+         : variant == Variant::Im2col ? conv2d_backward_weights_im2col
+                                      : conv2d_backward_weights_direct)(g, oc, x.data(), dy.data(),
+                                                                        dk.data(), nullptr);
         benchmark::DoNotOptimize(dk.data());
         break;
     }
@@ -81,7 +83,6 @@ const int kRegistered = [] {
     if (c.depthwise || c.g.kh * c.g.kw == 1) continue;
     for (const auto& [op, op_name] : ops)
       for (const auto& [variant, variant_name] : variants) {
-        if (variant == Variant::Direct && op == Op::BackwardWeights) continue;
         if (variant == Variant::Direct && op == Op::BackwardInput &&
             !conv2d_direct_covers_backward_input(c.g))
           continue;

@@ -251,11 +251,15 @@ void conv2d_backward_weights_im2col(const Conv2DGeometry& g, int oc, const float
 // k x k shape of cnn3 and MobileNet's first conv at batch 64, and 1.1-1.9x faster backward
 // to the input at stride 1, except where the input has very few channels (cnn3's first
 // conv, C = 1: the channels are the direct kernel's vector lanes, so one lane in sixteen
-// would do work). 1x1 convolutions stay one plain GEMM; the weight gradient stays im2col
-// + GEMM (a reduction over all pixels, which the GEMM blocks well).
+// would do work). The weight gradient: direct 1.1-1.7x faster at most shapes with C >= 3
+// (MobileNet's first conv, C = 3, too; about equal at cnn3's 12x12x128 convs, within the
+// noise of a shared machine), slower with C = 1 (its register block holds 12
+// input channels; with one, 11 of 12 accumulators idle). 1x1 convolutions stay one plain
+// GEMM.
 
 namespace {
 constexpr int kDirectBackwardMinChannels = 8;
+constexpr int kDirectWeightsMinChannels = 3;
 }  // namespace
 
 void conv2d_forward(const Conv2DGeometry& g, int oc, const float* x, const float* kernel,
@@ -274,6 +278,8 @@ void conv2d_backward_input(const Conv2DGeometry& g, int oc, const float* dy,
 
 void conv2d_backward_weights(const Conv2DGeometry& g, int oc, const float* x, const float* dy,
                              float* dkernel, float* dbias) {
+  if (!is_pointwise(g) && g.c >= kDirectWeightsMinChannels)
+    return conv2d_backward_weights_direct(g, oc, x, dy, dkernel, dbias);
   conv2d_backward_weights_im2col(g, oc, x, dy, dkernel, dbias);
 }
 

@@ -72,6 +72,10 @@ void conv2d_backward_weights_im2col(const Conv2DGeometry& g, int out_channels, c
 void conv2d_forward_direct(const Conv2DGeometry& g, int out_channels, const float* x,
                            const float* kernel, const float* bias, float* y);
 bool conv2d_direct_covers_backward_input(const Conv2DGeometry& g);
+// Weight gradient: input channels x output-channel vectors in registers, summed over each
+// thread's output rows into a private dk, then added into dkernel (and dbias if given).
+void conv2d_backward_weights_direct(const Conv2DGeometry& g, int oc, const float* x,
+                                    const float* dy, float* dkernel, float* dbias);
 void conv2d_backward_input_direct(const Conv2DGeometry& g, int out_channels, const float* dy,
                                   const float* kernel, float* dx);
 

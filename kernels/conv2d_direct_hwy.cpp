@@ -33,6 +33,7 @@
 
 #include "fer/error.h"
 #include "fer/tensor.h"
+#include "kernels/gemm.h"
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/conv2d_direct_hwy.cpp"
@@ -57,6 +58,17 @@ struct DirectConv {
   bool accumulate;         // y += conv (bias ignored) instead of y = bias + conv
   float* y;
   const float* zeros;      // at least c zeros
+};
+
+// The weight gradient: dk[kh, kw, c, o] += sum over output pixels p of
+// x[tap (kh, kw) of p, c] * dy[p, o]. Each thread sums its rows of output pixels into its
+// own dk_local, laid out [KH, KW, C, OCP] (output channels padded to whole vectors).
+struct DirectConvWeights {
+  int n, h, w, c;
+  int oh, ow, oc, ocp;
+  int kh, kw, sh, sw, pt, pl;
+  const float* x;
+  const float* dy;
 };
 #endif
 }  // namespace fer::kernels
@@ -197,7 +209,141 @@ void Rows(const DirectConv& q, int64_t row_begin, int64_t row_end) {
   }
 }
 
+// ---- Weight gradient -----------------------------------------------------------------
+// For one tap (kh, kw) and a chunk of output rows, the output pixels whose tap lies inside
+// the image contribute x[ih, iw, c] * dy[oh, ow, o] to dk[kh, kw, c, o]. A block of R input
+// channels x J output-channel vectors stays in registers over all those pixels: per pixel,
+// J loads of dy and R broadcasts of x for R * J FMAs; dk is loaded and stored once per
+// chunk, which holds several rows so that short rows (12 pixels) still amortize that.
+// A channel block shorter than R (kChanTail) repeats its last channel in the spare
+// accumulators and does not store them.
+struct TapRows {
+  const float* const* x;   // per row: the input pixel under output column ow_lo, channel 0
+  const float* const* dy;  // per row: dy at output column ow_lo, channel 0
+  int rows;
+  int pixels;              // ow_hi - ow_lo
+};
+
+template <int J, bool kTail, bool kChanTail>
+HWY_INLINE void WeightBlock(const DirectConvWeights& q, const TapRows& t, int c0, int count,
+                            int o0, float* dk_tap, const Group<kTail>& last) {
+  constexpr int R = kR<J>;
+  const D d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  const int64_t step = int64_t(q.sw) * q.c;
+  int off[R];
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) off[r] = kChanTail ? std::min(r, count - 1) : r;
+  V acc[R][J];
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) {
+    HWY_UNROLL(16)
+    for (int j = 0; j < J; ++j)
+      acc[r][j] = hn::LoadU(d, dk_tap + int64_t(c0 + off[r]) * q.ocp + o0 + j * N);
+  }
+  for (int i = 0; i < t.rows; ++i) {
+    const float* xp = t.x[i] + c0;
+    const float* dp = t.dy[i] + o0;
+    for (int p = 0; p < t.pixels; ++p, xp += step, dp += q.oc) {
+      V dv[J];
+      HWY_UNROLL(16)
+      for (int j = 0; j < J; ++j)
+        dv[j] = (kTail && j == J - 1) ? last.Load(dp + j * N) : hn::LoadU(d, dp + j * N);
+      HWY_UNROLL(16)
+      for (int r = 0; r < R; ++r) {
+        const V xb = hn::Set(d, xp[kChanTail ? off[r] : r]);
+        HWY_UNROLL(16)
+        for (int j = 0; j < J; ++j) acc[r][j] = hn::MulAdd(xb, dv[j], acc[r][j]);
+      }
+    }
+  }
+  HWY_UNROLL(16)
+  for (int r = 0; r < R; ++r) {
+    if (kChanTail && r >= count) break;
+    HWY_UNROLL(16)
+    for (int j = 0; j < J; ++j)
+      hn::StoreU(acc[r][j], d, dk_tap + int64_t(c0 + r) * q.ocp + o0 + j * N);
+  }
+}
+
+// All channel blocks of one tap and row chunk, output-channel vectors [o0, o0 + J*N).
+template <int J, bool kTail>
+HWY_INLINE void WeightTap(const DirectConvWeights& q, const TapRows& t, int o0, float* dk_tap,
+                          const Group<kTail>& last) {
+  constexpr int R = kR<J>;
+  int c0 = 0;
+  for (; c0 + R <= q.c; c0 += R) WeightBlock<J, kTail, false>(q, t, c0, R, o0, dk_tap, last);
+  if (c0 < q.c) WeightBlock<J, kTail, true>(q, t, c0, q.c - c0, o0, dk_tap, last);
+}
+
+template <bool kTail>
+HWY_INLINE void WeightTapChannels(const DirectConvWeights& q, const TapRows& t, int o0,
+                                  int vectors, float* dk_tap, const Group<kTail>& last) {
+  switch (vectors) {
+    case 1: return WeightTap<1, kTail>(q, t, o0, dk_tap, last);
+    case 2: return WeightTap<2, kTail>(q, t, o0, dk_tap, last);
+#if HWY_TARGET <= HWY_AVX3
+    case 3: return WeightTap<3, kTail>(q, t, o0, dk_tap, last);
+    case 4: return WeightTap<4, kTail>(q, t, o0, dk_tap, last);
+#endif
+  }
+}
+
+void WeightRows(const DirectConvWeights& q, int64_t row_begin, int64_t row_end, float* dk) {
+  const D d;
+  const int N = static_cast<int>(hn::Lanes(d));
+  const int rem = q.oc % N;
+  const Group<false> full{d, hn::FirstN(d, static_cast<size_t>(N)), static_cast<size_t>(N)};
+  const Group<true> tail{d, hn::FirstN(d, static_cast<size_t>(rem)), static_cast<size_t>(rem)};
+  const int vectors = (q.oc + N - 1) / N;
+  // Rows per chunk: their dy and input rows together about 32 KB (L1-sized).
+  const int64_t row_bytes = (int64_t(q.ow) * q.oc + int64_t(q.w) * q.c) * 4;
+  const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, (32 << 10) / row_bytes));
+  std::vector<const float*> row_x(chunk), tap_x(chunk), row_dy(chunk), tap_dy(chunk);
+  for (int64_t r0 = row_begin; r0 < row_end; r0 += chunk) {
+    const int64_t r1 = std::min(row_end, r0 + chunk);
+    for (int kh = 0; kh < q.kh; ++kh) {
+      // The rows of the chunk whose input row under kernel row kh is inside the image.
+      int rows = 0;
+      for (int64_t row = r0; row < r1; ++row) {
+        const int n = static_cast<int>(row / q.oh), oh = static_cast<int>(row % q.oh);
+        const int ih = oh * q.sh - q.pt + kh;
+        if (ih < 0 || ih >= q.h) continue;
+        row_x[rows] = q.x + (int64_t(n) * q.h + ih) * q.w * q.c;
+        row_dy[rows] = q.dy + row * q.ow * q.oc;
+        ++rows;
+      }
+      if (rows == 0) continue;
+      for (int kw = 0; kw < q.kw; ++kw) {
+        // Output columns whose input column iw = ow * sw - pl + kw is inside [0, W).
+        const int first = kw - q.pl;  // iw of ow = 0
+        const int ow_lo = first >= 0 ? 0 : (-first + q.sw - 1) / q.sw;
+        const int ow_hi = q.w - 1 - first < 0 ? 0 : std::min(q.ow, (q.w - 1 - first) / q.sw + 1);
+        if (ow_lo >= ow_hi) continue;
+        for (int i = 0; i < rows; ++i) {
+          tap_x[i] = row_x[i] + (int64_t(ow_lo) * q.sw + first) * q.c;
+          tap_dy[i] = row_dy[i] + int64_t(ow_lo) * q.oc;
+        }
+        const TapRows t{tap_x.data(), tap_dy.data(), rows, ow_hi - ow_lo};
+        float* dk_tap = dk + (int64_t(kh) * q.kw + kw) * q.c * q.ocp;
+        for (int v0 = 0; v0 < vectors; v0 += kMaxJ) {
+          const int j = std::min(kMaxJ, vectors - v0);
+          if (rem != 0 && v0 + j == vectors)
+            WeightTapChannels<true>(q, t, v0 * N, j, dk_tap, tail);
+          else
+            WeightTapChannels<false>(q, t, v0 * N, j, dk_tap, full);
+        }
+      }
+    }
+  }
+}
+
 }  // namespace conv_direct_hwy
+
+void ConvDirectWeightRows(const DirectConvWeights& q, int64_t row_begin, int64_t row_end,
+                          float* dk) {
+  conv_direct_hwy::WeightRows(q, row_begin, row_end, dk);
+}
 
 void ConvDirectRows(const DirectConv& q, int64_t row_begin, int64_t row_end) {
   conv_direct_hwy::Rows(q, row_begin, row_end);
@@ -212,6 +358,7 @@ HWY_AFTER_NAMESPACE();
 namespace fer::kernels {
 
 HWY_EXPORT(ConvDirectRows);
+HWY_EXPORT(ConvDirectWeightRows);
 HWY_EXPORT(ConvDirectLanes);
 HWY_EXPORT(ConvDirectCompiledTarget);
 
@@ -287,6 +434,34 @@ void conv2d_backward_input_direct(const Conv2DGeometry& g, int oc, const float* 
                1, 1, g.kh - 1 - g.pad_top, g.kw - 1 - g.pad_left, dy, packed.data(), nullptr,
                true, dx, zeros.data()};
   run(q);
+}
+
+void conv2d_backward_weights_direct(const Conv2DGeometry& g, int oc, const float* x,
+                                    const float* dy, float* dkernel, float* dbias) {
+  if (dbias) add_column_sums(g.n * g.oh * g.ow, oc, dy, dbias);
+  if (!dkernel || g.n <= 0 || g.oh <= 0 || g.ow <= 0 || oc <= 0 || g.c <= 0) return;
+  const int64_t ocp = round_up(oc, HWY_DYNAMIC_DISPATCH(ConvDirectLanes)());
+  const int64_t taps_c = int64_t(g.kh) * g.kw * g.c;
+  const int64_t rows = int64_t(g.n) * g.oh;
+  const int threads = thread_count(rows, int64_t(g.ow) * oc * taps_c / 16);
+  // One zeroed [KH*KW*C, OCP] sum per thread, added into dkernel at the end (fixed order:
+  // the result does not depend on timing).
+  auto partial = AlignedBuffer::uninitialized(threads * taps_c * ocp);
+  DirectConvWeights q{g.n, g.h, g.w, g.c, g.oh, g.ow, oc, static_cast<int>(ocp), g.kh, g.kw,
+                      g.stride_h, g.stride_w, g.pad_top, g.pad_left, x, dy};
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), T = omp_get_num_threads();
+    float* dk = partial.data() + t * taps_c * ocp;
+    std::fill(dk, dk + taps_c * ocp, 0.f);
+    const int64_t begin = rows * t / T, end = rows * (t + 1) / T;
+    if (begin < end) HWY_DYNAMIC_DISPATCH(ConvDirectWeightRows)(q, begin, end, dk);
+  }
+  for (int t = 0; t < threads; ++t) {
+    const float* dk = partial.data() + t * taps_c * ocp;
+    for (int64_t i = 0; i < taps_c; ++i)
+      for (int o = 0; o < oc; ++o) dkernel[i * oc + o] += dk[i * ocp + o];
+  }
 }
 
 std::vector<int64_t> conv2d_direct_hwy_targets() { return hwy::SupportedAndGeneratedTargets(); }

@@ -1,6 +1,7 @@
 // Direct Highway convolution (kernels/conv2d_direct_hwy.cpp) against the reference loops of
-// kernels/conv2d.h, on every SIMD target compiled that this CPU runs: forward for any
-// window/stride/padding, backward to the input for stride 1 (accumulating into dx). Shapes
+// kernels/conv2d.h, on every SIMD target compiled that this CPU runs: forward and weight
+// gradient for any window/stride/padding, backward to the input for stride 1 (the
+// backward functions accumulate into dx, dk, db). Shapes
 // include channel counts that are not a multiple of any vector width, more output channels
 // than one register block holds, 1x1 maps, batch 1 and stride-2 edges.
 #include <gtest/gtest.h>
@@ -109,6 +110,22 @@ void check_all_cases() {
       conv2d_forward_direct(g, t.oc, x.data(), k.data(), use_bias ? b.data() : nullptr,
                             y.data());
       expect_close(y, y_ref, what + " forward");
+      {  // weight gradient, any stride; adds into dk and db
+        const auto dy = random_values(ysize, rng);
+        const auto dk0 = random_values(k.size(), rng), db0 = random_values(b.size(), rng);
+        auto dk_ref = dk0, dk = dk0, db_ref = db0, db = db0;
+        conv2d_backward_weights_ref(g, t.oc, x.data(), dy.data(), dk_ref.data(),
+                                    use_bias ? db_ref.data() : nullptr);
+        conv2d_backward_weights_direct(g, t.oc, x.data(), dy.data(), dk.data(),
+                                       use_bias ? db.data() : nullptr);
+        expect_close(dk, dk_ref, what + " backward kernel");
+        expect_close(db, db_ref, what + " backward bias");
+        auto db_frozen = db0;  // kernel frozen (dk null): the bias gradient alone
+        conv2d_backward_weights_direct(g, t.oc, x.data(), dy.data(), nullptr, db_frozen.data());
+        auto db_expect = db0;
+        conv2d_backward_weights_ref(g, t.oc, x.data(), dy.data(), nullptr, db_expect.data());
+        expect_close(db_frozen, db_expect, what + " bias with frozen kernel");
+      }
       if (!conv2d_direct_covers_backward_input(g)) continue;
       const auto dy = random_values(ysize, rng);
       const auto dx0 = random_values(x.size(), rng);  // backward adds into dx
