@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "fer/error.h"
+#include "kernels/parallel_chunks.h"
 
 namespace fer {
 
@@ -85,6 +86,17 @@ BufferPool& pool() {
   return *p;
 }
 
+// Zero-filling a gradient buffer is a pass over memory that the step waits for (every
+// activation's gradient starts at zero): split over the threads like the elementwise
+// kernels, so the other thread does not spin idle at the next barrier meanwhile.
+void zero_fill(void* p, size_t bytes) {
+  const int64_t floats = static_cast<int64_t>(bytes / sizeof(float));
+  float* f = static_cast<float*>(p);
+  kernels::for_each_chunk(floats, int64_t{1} << 18, [f](int64_t begin, int64_t end) {
+    std::memset(f + begin, 0, static_cast<size_t>(end - begin) * sizeof(float));
+  });
+}
+
 size_t padded_bytes(int64_t count) {
   return ((static_cast<size_t>(count) * sizeof(float) + 63) / 64) * 64;
 }
@@ -97,7 +109,7 @@ AlignedBuffer::AlignedBuffer(int64_t count, bool zero) : size_(count) {
   if (count == 0) return;
   const size_t bytes = padded_bytes(count);
   data_ = static_cast<float*>(pool().take(bytes));
-  if (zero) std::memset(data_, 0, bytes);
+  if (zero) zero_fill(data_, bytes);
 #ifdef FER_POISON_UNINITIALIZED
   else std::fill(data_, data_ + bytes / sizeof(float), std::numeric_limits<float>::quiet_NaN());
 #endif
@@ -233,7 +245,7 @@ Tensor Tensor::grad_tensor() const {
 }
 
 void Tensor::zero_grad() {
-  if (has_grad()) std::memset(impl_->grad.data(), 0, numel() * sizeof(float));
+  if (has_grad()) zero_fill(impl_->grad.data(), numel() * sizeof(float));
 }
 
 void check_same_shape(const char* op, const Shape& expected, const Shape& got) {
