@@ -29,6 +29,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "fer/error.h"
@@ -172,27 +173,35 @@ HWY_INLINE void RowBlocks(const DirectConv& q, const float* const* xrow, float* 
                     std::min(R, q.ow - ow0), last);
 }
 
-// Channel vectors [o0, o0 + J*N) with J = vectors (<= kMaxJ) chosen at run time.
-template <bool kTail>
-HWY_INLINE void RowChannels(const DirectConv& q, const float* const* xrow, float* y_row,
-                            int o0, int vectors, const Group<kTail>& last) {
-  switch (vectors) {
-    case 1: return RowBlocks<1, kTail>(q, xrow, y_row, o0, last);
-    case 2: return RowBlocks<2, kTail>(q, xrow, y_row, o0, last);
+// Calls f(std::integral_constant<int, J>(), o0, group) for groups of J <= kMaxJ vectors
+// of channels covering [0, channels), o0 the group's first channel: J is a compile-time
+// constant (the register block's width) and the last group masks its last vector's tail.
+template <class F>
+HWY_INLINE void ForEachChannelGroup(int channels, const F& f) {
+  const D d;
+  const int N = static_cast<int>(hn::Lanes(d));
+  const int rem = channels % N;
+  const Group<false> full{d, hn::FirstN(d, static_cast<size_t>(N)), static_cast<size_t>(N)};
+  const Group<true> tail{d, hn::FirstN(d, static_cast<size_t>(rem)), static_cast<size_t>(rem)};
+  const int vectors = (channels + N - 1) / N;
+  for (int v0 = 0; v0 < vectors; v0 += kMaxJ) {
+    const int j = std::min(kMaxJ, vectors - v0);
+    const auto with_width = [&](const auto& group) {
+      switch (j) {
+        case 1: return f(std::integral_constant<int, 1>(), v0 * N, group);
+        case 2: return f(std::integral_constant<int, 2>(), v0 * N, group);
 #if HWY_TARGET <= HWY_AVX3
-    case 3: return RowBlocks<3, kTail>(q, xrow, y_row, o0, last);
-    case 4: return RowBlocks<4, kTail>(q, xrow, y_row, o0, last);
+        case 3: return f(std::integral_constant<int, 3>(), v0 * N, group);
+        case 4: return f(std::integral_constant<int, 4>(), v0 * N, group);
 #endif
+      }
+    };
+    if (rem != 0 && v0 + j == vectors) with_width(tail);
+    else with_width(full);
   }
 }
 
 void Rows(const DirectConv& q, int64_t row_begin, int64_t row_end) {
-  const D d;
-  const int N = static_cast<int>(hn::Lanes(d));
-  const int rem = q.oc % N;
-  const Group<false> full{d, hn::FirstN(d, static_cast<size_t>(N)), static_cast<size_t>(N)};
-  const Group<true> tail{d, hn::FirstN(d, static_cast<size_t>(rem)), static_cast<size_t>(rem)};
-  const int vectors = (q.oc + N - 1) / N;
   std::vector<const float*> xrow(q.kh);
   for (int64_t row = row_begin; row < row_end; ++row) {
     const int n = static_cast<int>(row / q.oh), oh = static_cast<int>(row % q.oh);
@@ -205,14 +214,9 @@ void Rows(const DirectConv& q, int64_t row_begin, int64_t row_end) {
     }
     float* y_row = q.y + row * q.ow * q.oc;
     if (!any && q.accumulate) continue;  // nothing to add (a fully padded row)
-    // Groups of kMaxJ vectors, then the rest; the last group carries the masked tail.
-    for (int v0 = 0; v0 < vectors; v0 += kMaxJ) {
-      const int j = std::min(kMaxJ, vectors - v0);
-      if (rem != 0 && v0 + j == vectors)
-        RowChannels<true>(q, xrow.data(), y_row, v0 * N, j, tail);
-      else
-        RowChannels<false>(q, xrow.data(), y_row, v0 * N, j, full);
-    }
+    ForEachChannelGroup(q.oc, [&](auto width, int o0, const auto& group) {
+      RowBlocks<decltype(width)::value>(q, xrow.data(), y_row, o0, group);
+    });
   }
 }
 
@@ -283,26 +287,7 @@ HWY_INLINE void WeightTap(const DirectConvWeights& q, const TapRows& t, int o0, 
   if (c0 < q.c) WeightBlock<J, kTail, true>(q, t, c0, q.c - c0, o0, dk_tap, last);
 }
 
-template <bool kTail>
-HWY_INLINE void WeightTapChannels(const DirectConvWeights& q, const TapRows& t, int o0,
-                                  int vectors, float* dk_tap, const Group<kTail>& last) {
-  switch (vectors) {
-    case 1: return WeightTap<1, kTail>(q, t, o0, dk_tap, last);
-    case 2: return WeightTap<2, kTail>(q, t, o0, dk_tap, last);
-#if HWY_TARGET <= HWY_AVX3
-    case 3: return WeightTap<3, kTail>(q, t, o0, dk_tap, last);
-    case 4: return WeightTap<4, kTail>(q, t, o0, dk_tap, last);
-#endif
-  }
-}
-
 void WeightRows(const DirectConvWeights& q, int64_t row_begin, int64_t row_end, float* dk) {
-  const D d;
-  const int N = static_cast<int>(hn::Lanes(d));
-  const int rem = q.oc % N;
-  const Group<false> full{d, hn::FirstN(d, static_cast<size_t>(N)), static_cast<size_t>(N)};
-  const Group<true> tail{d, hn::FirstN(d, static_cast<size_t>(rem)), static_cast<size_t>(rem)};
-  const int vectors = (q.oc + N - 1) / N;
   // Rows per chunk: their dy and input rows together about 32 KB (L1-sized).
   const int64_t row_bytes = (int64_t(q.ow) * q.oc + int64_t(q.w) * q.c) * 4;
   const int64_t chunk = std::max<int64_t>(1, std::min<int64_t>(64, (32 << 10) / row_bytes));
@@ -333,13 +318,9 @@ void WeightRows(const DirectConvWeights& q, int64_t row_begin, int64_t row_end, 
         }
         const TapRows t{tap_x.data(), tap_dy.data(), rows, ow_hi - ow_lo};
         float* dk_tap = dk + (int64_t(kh) * q.kw + kw) * q.c * q.ocp;
-        for (int v0 = 0; v0 < vectors; v0 += kMaxJ) {
-          const int j = std::min(kMaxJ, vectors - v0);
-          if (rem != 0 && v0 + j == vectors)
-            WeightTapChannels<true>(q, t, v0 * N, j, dk_tap, tail);
-          else
-            WeightTapChannels<false>(q, t, v0 * N, j, dk_tap, full);
-        }
+        ForEachChannelGroup(q.oc, [&](auto width, int o0, const auto& group) {
+          WeightTap<decltype(width)::value>(q, t, o0, dk_tap, group);
+        });
       }
     }
   }

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include "hwy_targets.h"
+#include "kernel_compare.h"
 
 #include <omp.h>
 
@@ -22,40 +23,15 @@
 
 using namespace fer;
 using namespace fer::kernels;
+using fer::testing::ConvCase;
+using fer::testing::describe;
+using fer::testing::expect_close;
+using fer::testing::random_values;
 
 namespace {
 
-struct Case {
-  int n, h, w, c, oc, kh, kw, sh, sw;
-  Padding padding;
-};
-
-std::string describe(const Case& t) {
-  std::ostringstream s;
-  s << "x [" << t.n << "," << t.h << "," << t.w << "," << t.c << "] k " << t.kh << "x" << t.kw
-    << " oc " << t.oc << " stride " << t.sh << "," << t.sw << " " << padding_name(t.padding);
-  return s.str();
-}
-
-std::vector<float> random_values(size_t n, Rng& rng) {
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>(rng.uniform(-1.0, 1.0));
-  return v;
-}
-
-// Both sum the same products in different orders: agree to float rounding relative to the
-// tensor's largest value. An indexing bug gives errors of order 1.
-void expect_close(const std::vector<float>& got, const std::vector<float>& want,
-                  const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  float scale = 1.f;
-  for (float v : want) scale = std::max(scale, std::fabs(v));
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_NEAR(got[i], want[i], 1e-4f * scale) << what << " at index " << i;
-}
-
-std::vector<Case> cases() {
-  std::vector<Case> list = {
+std::vector<ConvCase> cases() {
+  std::vector<ConvCase> list = {
       {2, 5, 5, 3, 4, 3, 3, 1, 1, Padding::Same},
       {1, 6, 6, 17, 5, 3, 3, 2, 2, Padding::Same},      // even input, stride 2 same
       {2, 7, 7, 5, 3, 3, 3, 2, 2, Padding::Same},       // odd input, stride 2 same
@@ -72,7 +48,7 @@ std::vector<Case> cases() {
   };
   Rng rng(77);
   for (int i = 0; i < 30; ++i) {
-    Case t;
+    ConvCase t;
     t.n = 1 + int(rng.below(3));
     t.h = 1 + int(rng.below(10));
     t.w = 1 + int(rng.below(16));
@@ -93,7 +69,7 @@ std::vector<Case> cases() {
 void check_all_cases() {
   Rng rng(11);
   int index = 0, backward_checked = 0;
-  for (const Case& t : cases()) {
+  for (const ConvCase& t : cases()) {
     const std::string what = describe(t);
     const Conv2DGeometry g = make_geometry(t.n, t.h, t.w, t.c, t.kh, t.kw, t.sh, t.sw, t.padding);
     ASSERT_GT(g.oh, 0) << what;

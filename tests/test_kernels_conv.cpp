@@ -16,30 +16,16 @@
 #include "kernels/gemm.h"
 #include "kernels/padding.h"
 #include "kernels/pool.h"
+#include "kernel_compare.h"
 
 using namespace fer;
 using namespace fer::kernels;
+using fer::testing::ConvCase;
+using fer::testing::describe;
+using fer::testing::expect_close;
+using fer::testing::random_values;
 
 namespace {
-
-std::vector<float> random_values(size_t n, Rng& rng) {
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>(rng.uniform(-1.0, 1.0));
-  return v;
-}
-
-// Fast and reference kernels sum in different orders, so they agree to float rounding:
-// relative to the largest value of the tensor. An indexing bug gives errors of order 1.
-void expect_close(const std::vector<float>& got, const std::vector<float>& want,
-                  const std::string& what) {
-  ASSERT_EQ(got.size(), want.size()) << what;
-  float scale = 1.f;
-  for (float v : want) scale = std::max(scale, std::fabs(v));
-  const float tol = 1e-4f * scale;
-  for (size_t i = 0; i < got.size(); ++i) {
-    ASSERT_NEAR(got[i], want[i], tol) << what << " at index " << i;
-  }
-}
 
 void expect_values(const std::vector<float>& got, const std::vector<float>& want,
                    const std::string& what) {
@@ -208,18 +194,6 @@ TEST(Conv2D, SameStride2PadsBottomRight) {
 }
 
 // ---- Conv2D: fast vs reference ------------------------------------------------------
-
-struct ConvCase {
-  int n, h, w, c, oc, kh, kw, sh, sw;
-  Padding padding;
-};
-
-std::string describe(const ConvCase& t) {
-  std::ostringstream s;
-  s << "x [" << t.n << "," << t.h << "," << t.w << "," << t.c << "] k " << t.kh << "x" << t.kw
-    << " oc " << t.oc << " stride " << t.sh << "," << t.sw << " " << padding_name(t.padding);
-  return s.str();
-}
 
 // Hand-picked edge cases, then random ones (kept small: the reference is O(everything)).
 std::vector<ConvCase> conv_cases() {

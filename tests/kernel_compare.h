@@ -1,0 +1,51 @@
+// Shared by the kernel tests that check a fast kernel against its reference loops: random
+// inputs, the float-rounding comparison, and the description of a convolution case.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fer/rng.h"
+#include "kernels/padding.h"
+
+namespace fer::testing {
+
+inline std::vector<float> random_values(size_t n, Rng& rng) {
+  std::vector<float> v(n);
+  for (float& x : v) x = static_cast<float>(rng.uniform(-1.0, 1.0));
+  return v;
+}
+
+// Fast and reference kernels sum in different orders, so they agree to float rounding:
+// relative to the largest value of the tensor. An indexing bug gives errors of order 1.
+inline void expect_close(const std::vector<float>& got, const std::vector<float>& want,
+                         const std::string& what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  float scale = 1.f;
+  for (float v : want) scale = std::max(scale, std::fabs(v));
+  const float tol = 1e-4f * scale;
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_NEAR(got[i], want[i], tol) << what << " at index " << i;
+  }
+}
+
+// One convolution shape: input [n, h, w, c], a kh x kw kernel to oc channels.
+struct ConvCase {
+  int n, h, w, c, oc, kh, kw, sh, sw;
+  kernels::Padding padding;
+};
+
+inline std::string describe(const ConvCase& t) {
+  std::ostringstream s;
+  s << "x [" << t.n << "," << t.h << "," << t.w << "," << t.c << "] k " << t.kh << "x" << t.kw
+    << " oc " << t.oc << " stride " << t.sh << "," << t.sw << " "
+    << kernels::padding_name(t.padding);
+  return s.str();
+}
+
+}  // namespace fer::testing
