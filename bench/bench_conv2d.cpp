@@ -9,8 +9,9 @@
 //     --benchmark_repetitions=5 --benchmark_enable_random_interleaving=true
 //     --benchmark_report_aggregates_only --benchmark_min_time=0.2
 //
-// Counter GFLOP: 2 * KH * KW * C * OC * N * OH * OW per second of wall time (nominal
-// multiply-adds, padding included, the same for every variant).
+// Counters: GFLOP = 2 * KH * KW * C * OC * N * OH * OW per second of wall time (nominal
+// multiply-adds, padding included, the same for every variant); GB = the tensors read
+// and written once, per second (the col buffer of im2col is not counted).
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -70,6 +71,14 @@ void run(benchmark::State& state, Conv2DGeometry g, int oc, Op op, Variant varia
   const double flops = 2.0 * double(taps_c) * oc * double(g.n) * g.oh * g.ow;
   state.counters["GFLOP"] =
       benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  // Nominal traffic: every tensor the op reads once, and the one it writes (read and
+  // written when it accumulates).
+  const double kernel_floats = double(taps_c) * oc;
+  const double floats = op == Op::Forward         ? double(xs) + kernel_floats + double(ys)
+                        : op == Op::BackwardInput ? double(ys) + kernel_floats + 2.0 * xs
+                                                  : double(xs) + double(ys) + 2.0 * kernel_floats;
+  state.counters["GB"] = benchmark::Counter(floats * sizeof(float) * 1e-9,
+                                            benchmark::Counter::kIsIterationInvariantRate);
 }
 
 // Names: <network>/b<batch>/<layer>_<H>x<W>x<C>_<OC>_s<stride>/<op>/<variant>.
