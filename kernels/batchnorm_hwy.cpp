@@ -185,16 +185,18 @@ HWY_INLINE void FoldPeriod(const double* part, int64_t C, int64_t W, double* out
 }
 
 // The activation, with exactly relu_forward's and relu6_forward's selects
-// (kernels/activation.cpp): v = x > 0 ? x : 0, then v < 6 ? v : 6.
+// (kernels/activation.cpp), so that fusing changes no bit, NaN and -0 included:
+// ReLU: v = x > 0 ? x : 0 (NaN and -0 become +0); ReLU6: v < 0 ? 0 : v, then v > 6 ? 6 : v
+// (NaN and -0 pass through, as in PyTorch's relu6).
 template <Act A>
 HWY_INLINE V Activate(D d, V v) {
-  if constexpr (A != Act::kNone) {
-    const V zero = hn::Zero(d);
+  const V zero = hn::Zero(d);
+  if constexpr (A == Act::kRelu) {
     v = hn::IfThenElse(hn::Gt(v, zero), v, zero);
-    if constexpr (A == Act::kRelu6) {
-      const V six = hn::Set(d, 6.f);
-      v = hn::IfThenElse(hn::Lt(v, six), v, six);
-    }
+  } else if constexpr (A == Act::kRelu6) {
+    const V six = hn::Set(d, 6.f);
+    v = hn::IfThenZeroElse(hn::Lt(v, zero), v);
+    v = hn::IfThenElse(hn::Gt(v, six), six, v);
   }
   return v;
 }

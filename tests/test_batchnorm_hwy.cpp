@@ -23,6 +23,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -277,6 +278,40 @@ TEST(BatchNormHwy, ThreadedOnEveryTarget) {
         if (!check_case(s, rng)) return;
   });
   omp_set_num_threads(saved);
+}
+
+// A NaN input stays NaN through a fused BatchNorm+ReLU6, as through relu6_forward (and
+// PyTorch's relu6): a diverged activation must not be hidden by the fusion. ReLU maps NaN
+// to 0 in both (relu_forward's x > 0 ? x : 0). Other elements agree to rounding.
+TEST(BatchNormHwy, FusedInferencePassesNaNLikeTheUnfusedActivation) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const int64_t C = 19, rows = 7;
+  Rng rng(5);
+  std::vector<float> x(rows * C), gamma(C), beta(C), mm(C), mv(C);
+  for (auto& v : x) v = static_cast<float>(rng.uniform(-8, 8));
+  for (int64_t c = 0; c < C; ++c) {
+    gamma[c] = static_cast<float>(rng.uniform(0.5, 2));
+    beta[c] = static_cast<float>(rng.uniform(-1, 1));
+    mm[c] = static_cast<float>(rng.uniform(-1, 1));
+    mv[c] = static_cast<float>(rng.uniform(0.5, 2));
+  }
+  x[3] = nan, x[C + 17] = nan, x[5 * C + 16] = 100.f;  // 17, 16: masked tail lanes too
+  for_each_target([&] {
+    for (Act act : {Act::kRelu, Act::kRelu6}) {
+      std::vector<float> want(x.size()), got(x.size());
+      batchnorm_forward_inference_fused_ref(act, x.data(), gamma.data(), beta.data(), mm.data(),
+                                            mv.data(), rows, C, 1e-3f, want.data());
+      batchnorm_forward_inference_fused(act, x.data(), gamma.data(), beta.data(), mm.data(),
+                                        mv.data(), rows, C, 1e-3f, got.data());
+      for (size_t i = 0; i < x.size(); ++i) {
+        ASSERT_EQ(std::isnan(got[i]), std::isnan(want[i])) << "act " << int(act) << " at " << i;
+        if (!std::isnan(want[i])) ASSERT_NEAR(got[i], want[i], 1e-5f) << "at " << i;
+      }
+      EXPECT_EQ(std::isnan(got[3]), act == Act::kRelu6);
+      EXPECT_EQ(std::isnan(got[C + 17]), act == Act::kRelu6);
+      EXPECT_EQ(got[5 * C + 16], act == Act::kRelu6 ? 6.f : want[5 * C + 16]);
+    }
+  });
 }
 
 // The statistics keep their digits when |mean| >> std over many rows (where a float
