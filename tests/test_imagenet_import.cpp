@@ -10,6 +10,7 @@
 // Python runs as /usr/bin/python3; a test skips, saying why, when numpy / h5py / torch or
 // ../shared is not there.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -66,9 +67,23 @@ bool exists(const std::string& p) {
   return stat(p.c_str(), &st) == 0;
 }
 
+// One directory per process: ctest runs each test as its own process, two at a time, and
+// two tests share the converted TF.js model (tfjs_model below), so a fixed name let one
+// test's `rm -rf` delete the file the other was reading (an intermittent failure).
+// The directories are removed when the process ends.
+struct WorkDirs {
+  std::vector<std::string> made;
+  ~WorkDirs() {
+    for (const auto& d : made) std::system(("rm -rf '" + d + "'").c_str());
+  }
+};
+WorkDirs work_dirs;
+
 std::string work_dir(const std::string& name) {
-  const std::string d = std::string(FER_BINARY_DIR) + "/imagenet_import_" + name;
+  const std::string d = std::string(FER_BINARY_DIR) + "/imagenet_import_" + name + "_" +
+                        std::to_string(::getpid());
   std::system(("rm -rf '" + d + "' && mkdir -p '" + d + "'").c_str());
+  work_dirs.made.push_back(d);
   return d;
 }
 

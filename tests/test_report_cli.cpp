@@ -1,6 +1,7 @@
 // The reports written by `fer train` (RUN/report.html) and `fer eval --report`, and the
 // AUCs of `fer eval --json`: the page draws the same numbers the JSON reports.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <fstream>
@@ -42,12 +43,15 @@ class ReportCli : public ::testing::Test {
   static void SetUpTestSuite() {
     // One short run on the committed sample, shared by the tests below.
     const std::string sample = std::string(FER_SOURCE_DIR) + "/data/sample_faces";
-    run_ = std::string(FER_BINARY_DIR) + "/test_report_cli_run";
+    // One directory per process: ctest runs each test of the suite as its own process,
+    // two at a time, and each trains this run; a shared name let one delete the other's.
+    run_ = std::string(FER_BINARY_DIR) + "/test_report_cli_run_" + std::to_string(::getpid());
     testing::run_command("rm -rf " + run_);
     const auto r = run_fer("train --data " + sample + "/train --val " + sample +
                            "/val --size 32 --epochs 2 --batch 32 --threads 1 --quiet --out " + run_);
     ASSERT_EQ(r.status, 0) << r.out;
   }
+  static void TearDownTestSuite() { testing::run_command("rm -rf " + run_); }
   static std::string run_;
 };
 std::string ReportCli::run_;
@@ -74,7 +78,7 @@ TEST_F(ReportCli, TrainWritesAReportWithBestNpzsNumbers) {
 
 TEST_F(ReportCli, EvalReportMatchesItsJsonWithTtaAndHistory) {
   const std::string sample_val = std::string(FER_SOURCE_DIR) + "/data/sample_faces/val";
-  const std::string out = std::string(FER_BINARY_DIR) + "/test_report_cli_eval.html";
+  const std::string out = run_ + "/eval.html";
   std::remove(out.c_str());
   const auto r = testing::run_command(
       testing::fer_binary() + " eval --model " + run_ + "/best.npz --data " + sample_val +
