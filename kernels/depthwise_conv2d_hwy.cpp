@@ -113,7 +113,33 @@ HWY_INLINE void ForwardGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
   const int lo = rows.lo, hi = rows.hi;
   for (int ow = 0; ow < lo; ++ow)
     grp.Store(ForwardChecked<S>(g, grp, r, rv, k, b, ow), y_row + ow * C);
-  for (int ow = lo; ow < hi; ++ow) {
+  int ow = lo;
+  if constexpr (S == 1) {
+    // Two outputs at a time: columns ow and ow + 1 share two of their three input columns,
+    // so 12 loads feed 18 FMAs instead of 18.
+    for (; ow + 2 <= hi; ow += 2) {
+      const int64_t o = int64_t(ow - g.pad_left) * C;
+      V a0 = b, a1 = b, e0 = hn::Zero(grp.d), e1 = hn::Zero(grp.d);
+      HWY_UNROLL(3)
+      for (int kh = 0; kh < 3; ++kh) {
+        const float* p = r[kh] + o;
+        const V x0 = grp.Load(p), x1 = grp.Load(p + C), x2 = grp.Load(p + 2 * C),
+                x3 = grp.Load(p + 3 * C);
+        if (kh == 1) {
+          e0 = hn::MulAdd(x0, k[3], e0), e1 = hn::MulAdd(x1, k[3], e1);
+          e0 = hn::MulAdd(x1, k[4], e0), e1 = hn::MulAdd(x2, k[4], e1);
+          e0 = hn::MulAdd(x2, k[5], e0), e1 = hn::MulAdd(x3, k[5], e1);
+        } else {
+          a0 = hn::MulAdd(x0, k[kh * 3], a0), a1 = hn::MulAdd(x1, k[kh * 3], a1);
+          a0 = hn::MulAdd(x1, k[kh * 3 + 1], a0), a1 = hn::MulAdd(x2, k[kh * 3 + 1], a1);
+          a0 = hn::MulAdd(x2, k[kh * 3 + 2], a0), a1 = hn::MulAdd(x3, k[kh * 3 + 2], a1);
+        }
+      }
+      grp.Store(hn::Add(a0, e0), y_row + ow * C);
+      grp.Store(hn::Add(a1, e1), y_row + (ow + 1) * C);
+    }
+  }
+  for (; ow < hi; ++ow) {
     const int64_t o = int64_t(ow * S - g.pad_left) * C;
     const float* p0 = r[0] + o;
     const float* p1 = r[1] + o;
