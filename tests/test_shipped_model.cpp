@@ -71,5 +71,27 @@ TEST(ShippedModel, EvalDefaultsToItAndBeatsChanceClearly) {
   EXPECT_NE(j.at("model").as_string().find("models/fer2013.npz"), std::string::npos);
 }
 
+// The two other members of the README's ensemble (models/ensemble/): same classes and
+// size limits as the shipped model, and `fer eval` averaging all three runs and stays
+// far above chance on the committed faces.
+TEST(ShippedModel, EnsembleMembersLoadAndEvaluateTogether) {
+  const std::string dir = std::string(FER_SOURCE_DIR) + "/models/ensemble/";
+  const std::string members[] = {dir + "mnv1_16ep.npz", dir + "mnv1_seed3_24ep.npz"};
+  if (!exists(kModel) || !exists(members[0]) || !exists(members[1]))
+    GTEST_SKIP() << "no shipped ensemble under " << dir;
+  const Model shipped = Model::load(kModel);
+  std::string flags = " --model " + kModel;
+  for (const std::string& path : members) {
+    Model m = Model::load(path);
+    EXPECT_LE(m.parameter_count(), 4000000) << path;
+    EXPECT_EQ(m.classes(), shipped.classes()) << path;
+    flags += " --model " + path;
+  }
+  const auto r = testing::run_command(testing::fer_binary() + " eval --threads 2 --json" + flags +
+                                      " --data " + FER_SOURCE_DIR + "/data/sample_faces/val");
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_GE(Json::parse(r.out).at("accuracy").as_number(), 0.5) << r.out;
+}
+
 }  // namespace
 }  // namespace fer
