@@ -48,4 +48,23 @@ inline std::string describe(const ConvCase& t) {
   return s.str();
 }
 
+// A random convolution: batch 1-3, input up to max_h x max_w x max_c, up to max_oc
+// outputs, windows 1-4, strides 1-3, either padding (Same where Valid would not fit).
+inline ConvCase random_conv_case(Rng& rng, int max_h, int max_w, int max_c, int max_oc) {
+  ConvCase t;
+  t.n = 1 + int(rng.below(3));
+  t.h = 1 + int(rng.below(max_h));
+  t.w = 1 + int(rng.below(max_w));
+  t.c = 1 + int(rng.below(max_c));
+  t.oc = 1 + int(rng.below(max_oc));
+  t.kh = 1 + int(rng.below(4));
+  t.kw = 1 + int(rng.below(4));
+  t.sh = 1 + int(rng.below(3));
+  t.sw = 1 + int(rng.below(3));
+  t.padding = rng.bernoulli(0.5) ? kernels::Padding::Same : kernels::Padding::Valid;
+  if (t.padding == kernels::Padding::Valid && (t.h < t.kh || t.w < t.kw))
+    t.padding = kernels::Padding::Same;
+  return t;
+}
+
 }  // namespace fer::testing

@@ -48,19 +48,8 @@ std::vector<ConvCase> cases() {
   };
   Rng rng(77);
   for (int i = 0; i < 30; ++i) {
-    ConvCase t;
-    t.n = 1 + int(rng.below(3));
-    t.h = 1 + int(rng.below(10));
-    t.w = 1 + int(rng.below(16));
-    t.c = 1 + int(rng.below(20));
-    t.oc = 1 + int(rng.below(70));
-    t.kh = 1 + int(rng.below(4));
-    t.kw = 1 + int(rng.below(4));
-    t.sh = 1 + int(rng.below(3));
-    t.sw = 1 + int(rng.below(3));
+    ConvCase t = fer::testing::random_conv_case(rng, 10, 16, 20, 70);
     if (i % 3 == 0) t.sh = t.sw = 1;  // enough stride-1 cases for backward
-    t.padding = rng.bernoulli(0.5) ? Padding::Same : Padding::Valid;
-    if (t.padding == Padding::Valid && (t.h < t.kh || t.w < t.kw)) t.padding = Padding::Same;
     list.push_back(t);
   }
   return list;

@@ -213,19 +213,7 @@ std::vector<ConvCase> conv_cases() {
   };
   Rng rng(2024);
   for (int i = 0; i < 25; ++i) {
-    ConvCase t;
-    t.n = 1 + int(rng.below(3));
-    t.h = 1 + int(rng.below(9));
-    t.w = 1 + int(rng.below(9));
-    t.c = 1 + int(rng.below(20));
-    t.oc = 1 + int(rng.below(9));
-    t.kh = 1 + int(rng.below(4));
-    t.kw = 1 + int(rng.below(4));
-    t.sh = 1 + int(rng.below(3));
-    t.sw = 1 + int(rng.below(3));
-    t.padding = rng.bernoulli(0.5) ? Padding::Same : Padding::Valid;
-    if (t.padding == Padding::Valid && (t.h < t.kh || t.w < t.kw)) t.padding = Padding::Same;
-    cases.push_back(t);
+    cases.push_back(fer::testing::random_conv_case(rng, 9, 9, 20, 9));
   }
   return cases;
 }
