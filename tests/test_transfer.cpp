@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -150,8 +151,15 @@ INSTANTIATE_TEST_SUITE_P(Models, FrozenBackbone,
 using fer::testing::CommandResult;
 CommandResult fer_command(const std::string& args) { return fer::testing::run_fer(args); }
 
+// Per process: ctest runs each test in its own process, two at a time, and every process
+// makes the suite's initial run; a shared directory would be emptied under the other one.
+std::string run_root() {
+  return std::string(FER_BINARY_DIR) + "/transfer_test_" + std::to_string(::getpid());
+}
+
 std::string run_dir(const std::string& name) {
-  const std::string d = std::string(FER_BINARY_DIR) + "/transfer_test_" + name;
+  std::system(("mkdir -p '" + run_root() + "'").c_str());
+  const std::string d = run_root() + "/" + name;
   std::system(("rm -rf '" + d + "'").c_str());
   return d;
 }
@@ -187,6 +195,7 @@ class TransferCli : public ::testing::Test {
     const CommandResult r = fer_command(train_args("--epochs 1 --out " + initial_));
     ASSERT_EQ(r.status, 0) << r.out;
   }
+  static void TearDownTestSuite() { std::system(("rm -rf '" + run_root() + "'").c_str()); }
   static std::string weights() { return initial_ + "/last.npz"; }
   static std::string initial_;
 };
