@@ -1,5 +1,6 @@
 // k x k convolution speed: im2col + GEMM (conv2d_*_im2col) against the direct Highway
-// kernels (conv2d_*_direct) and the default (conv2d_*, what the layers call), at every
+// kernels (conv2d_*_direct), Winograd F(2x2, 3x3) (conv2d_*_winograd: 3x3 stride 1,
+// forward and backward to the input) and the default (conv2d_*, what the layers call), at every
 // non-depthwise, non-1x1 convolution of the bench networks (bench/network_shapes.h: cnn3 at
 // 48 px and MobileNet V1 alpha 0.75 at 96 px by default; $FER_BENCH_BATCHES, default 64
 // and 1). 1x1 convolutions are one plain GEMM in every variant and are left out.
@@ -10,7 +11,8 @@
 //     --benchmark_report_aggregates_only --benchmark_min_time=0.2
 //
 // Counters: GFLOP = 2 * KH * KW * C * OC * N * OH * OW per second of wall time (nominal
-// multiply-adds, padding included, the same for every variant); GB = the tensors read
+// multiply-adds, padding included, the same for every variant -- Winograd does 2.25x
+// fewer, so its figure is the direct-equivalent rate); GB = the tensors read
 // and written once, per second (the col buffer of im2col is not counted).
 #include <benchmark/benchmark.h>
 
@@ -27,7 +29,7 @@ using namespace fer::kernels;
 namespace {
 
 enum class Op { Forward, BackwardInput, BackwardWeights };
-enum class Variant { Default, Im2col, Direct };
+enum class Variant { Default, Im2col, Direct, Winograd };
 
 std::vector<float> random_values(size_t n, fer::Rng& rng) {
   std::vector<float> v(n);
@@ -45,17 +47,19 @@ void run(benchmark::State& state, Conv2DGeometry g, int oc, Op op, Variant varia
   for (auto _ : state) {
     switch (op) {
       case Op::Forward:
-        (variant == Variant::Default  ? conv2d_forward
-         : variant == Variant::Im2col ? conv2d_forward_im2col
-                                      : conv2d_forward_direct)(g, oc, x.data(), k.data(),
-                                                               nullptr, y.data());
+        (variant == Variant::Default    ? conv2d_forward
+         : variant == Variant::Im2col   ? conv2d_forward_im2col
+         : variant == Variant::Winograd ? conv2d_forward_winograd
+                                        : conv2d_forward_direct)(g, oc, x.data(), k.data(),
+                                                                 nullptr, y.data());
         benchmark::DoNotOptimize(y.data());
         break;
       case Op::BackwardInput:
-        (variant == Variant::Default  ? conv2d_backward_input
-         : variant == Variant::Im2col ? conv2d_backward_input_im2col
-                                      : conv2d_backward_input_direct)(g, oc, dy.data(),
-                                                                      k.data(), dx.data());
+        (variant == Variant::Default    ? conv2d_backward_input
+         : variant == Variant::Im2col   ? conv2d_backward_input_im2col
+         : variant == Variant::Winograd ? conv2d_backward_input_winograd
+                                        : conv2d_backward_input_direct)(g, oc, dy.data(),
+                                                                        k.data(), dx.data());
         benchmark::DoNotOptimize(dx.data());
         break;
       case Op::BackwardWeights:
@@ -87,13 +91,17 @@ const int kRegistered = [] {
                                             {Op::BackwardInput, "bwd_input"},
                                             {Op::BackwardWeights, "bwd_weights"}};
   const std::pair<Variant, const char*> variants[] = {
-      {Variant::Default, "default"}, {Variant::Im2col, "im2col"}, {Variant::Direct, "direct"}};
+      {Variant::Default, "default"}, {Variant::Im2col, "im2col"}, {Variant::Direct, "direct"},
+      {Variant::Winograd, "winograd"}};
   for (const fer_bench::ConvShape& c : fer_bench::bench_conv_shapes()) {
     if (c.depthwise || c.g.kh * c.g.kw == 1) continue;
     for (const auto& [op, op_name] : ops)
       for (const auto& [variant, variant_name] : variants) {
         if (variant == Variant::Direct && op == Op::BackwardInput &&
             !conv2d_direct_covers_backward_input(c.g))
+          continue;
+        if (variant == Variant::Winograd &&
+            (op == Op::BackwardWeights || !conv2d_winograd_covers(c.g)))
           continue;
         const std::string name = c.name + "_" + std::to_string(c.g.h) + "x" +
                                  std::to_string(c.g.w) + "x" + std::to_string(c.g.c) + "_" +

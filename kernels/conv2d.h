@@ -79,6 +79,16 @@ void conv2d_backward_weights_direct(const Conv2DGeometry& g, int oc, const float
 void conv2d_backward_input_direct(const Conv2DGeometry& g, int out_channels, const float* dy,
                                   const float* kernel, float* dx);
 
+// Winograd F(2x2, 3x3) (kernels/conv2d_winograd_hwy.cpp): 3x3 windows at stride 1 only
+// (conv2d_winograd_covers), any padding. 16 multiply-adds per 2x2 outputs and channel
+// pair instead of 36, in 16 small matrix products between an input and an output
+// transform; agrees with the direct sum to float rounding (a few ulps more error).
+bool conv2d_winograd_covers(const Conv2DGeometry& g);
+void conv2d_forward_winograd(const Conv2DGeometry& g, int out_channels, const float* x,
+                             const float* kernel, const float* bias, float* y);
+void conv2d_backward_input_winograd(const Conv2DGeometry& g, int out_channels, const float* dy,
+                                    const float* kernel, float* dx);
+
 // For tests and benchmarks, as sgemm_hwy_* in kernels/gemm.h: the Highway targets compiled
 // and supported by this CPU (best first), forcing one (0 undoes), the target the next call
 // runs, and a target's name.
@@ -86,5 +96,9 @@ std::vector<int64_t> conv2d_direct_hwy_targets();
 void conv2d_direct_hwy_force_target(int64_t target);
 int64_t conv2d_direct_hwy_dispatched_target();
 const char* conv2d_direct_hwy_target_name(int64_t target);
+std::vector<int64_t> conv2d_winograd_hwy_targets();
+void conv2d_winograd_hwy_force_target(int64_t target);
+int64_t conv2d_winograd_hwy_dispatched_target();
+const char* conv2d_winograd_hwy_target_name(int64_t target);
 
 }  // namespace fer::kernels
