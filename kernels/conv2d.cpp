@@ -280,6 +280,10 @@ bool winograd_pays(const Conv2DGeometry& g, int oc) {
 }
 }  // namespace
 
+bool conv2d_forward_uses_winograd(const Conv2DGeometry& g, int oc) {
+  return !is_pointwise(g) && winograd_pays(g, oc);
+}
+
 void conv2d_forward(const Conv2DGeometry& g, int oc, const float* x, const float* kernel,
                     const float* bias, float* y) {
   if (is_pointwise(g)) return conv2d_forward_im2col(g, oc, x, kernel, bias, y);

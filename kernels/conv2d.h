@@ -84,6 +84,8 @@ void conv2d_backward_input_direct(const Conv2DGeometry& g, int out_channels, con
 // pair instead of 36, in 16 small matrix products between an input and an output
 // transform; agrees with the direct sum to float rounding (a few ulps more error).
 bool conv2d_winograd_covers(const Conv2DGeometry& g);
+// Whether conv2d_forward takes the Winograd path for this shape (kernels/conv2d.cpp).
+bool conv2d_forward_uses_winograd(const Conv2DGeometry& g, int out_channels);
 void conv2d_forward_winograd(const Conv2DGeometry& g, int out_channels, const float* x,
                              const float* kernel, const float* bias, float* y);
 void conv2d_backward_input_winograd(const Conv2DGeometry& g, int out_channels, const float* dy,

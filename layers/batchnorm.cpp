@@ -50,10 +50,25 @@ bool BatchNormalization::fuses_with(const Layer& next) const {
   return dynamic_cast<const ReLU*>(&next) != nullptr;
 }
 
-Tensor BatchNormalization::forward_fused(const Tensor& x, bool training, Layer& next) {
+kernels::Act BatchNormalization::activation_of(const Layer& next) {
   const auto* relu = dynamic_cast<const ReLU*>(&next);
-  if (!relu) return Layer::forward_fused(x, training, next);
-  return run(x, training, relu->max_value() == 6.f ? kernels::Act::kRelu6 : kernels::Act::kRelu);
+  if (!relu) return kernels::Act::kNone;
+  return relu->max_value() == 6.f ? kernels::Act::kRelu6 : kernels::Act::kRelu;
+}
+
+Tensor BatchNormalization::forward_fused(const Tensor& x, bool training, Layer& next) {
+  if (!dynamic_cast<const ReLU*>(&next)) return Layer::forward_fused(x, training, next);
+  return run(x, training, activation_of(next));
+}
+
+void BatchNormalization::normalize_inference_in_place(float* y, int64_t rows,
+                                                      kernels::Act act) const {
+  const Tensor& gamma = scale_ ? gamma_.value : ones_;
+  const Tensor& beta = center_ ? beta_.value : zeros_;
+  kernels::batchnorm_forward_inference_fused(act, y, gamma.data(), beta.data(),
+                                             moving_mean_.value.data(),
+                                             moving_variance_.value.data(), rows, channels_,
+                                             epsilon_, y);
 }
 
 Tensor BatchNormalization::forward(const Tensor& x, bool training) {

@@ -46,6 +46,13 @@ class BatchNormalization : public Layer {
   // Keras defaults.
   static std::unique_ptr<Layer> from_config(const Json& config);
 
+  // For Sequential's image-chunked inference (Layer::forward_images): one example's shape
+  // (empty before build), the activation a fused `next` layer applies, and the inference
+  // normalization (running statistics) plus `act`, in place on `rows` rows of channels.
+  const Shape& example_shape() const { return input_shape_; }
+  static kernels::Act activation_of(const Layer& next);
+  void normalize_inference_in_place(float* y, int64_t rows, kernels::Act act) const;
+
   float epsilon() const { return epsilon_; }
   float momentum() const { return momentum_; }
   // Direct access (tests, weight import). Undefined tensors for an absent gamma/beta.

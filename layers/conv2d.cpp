@@ -68,6 +68,27 @@ Shape Conv2D::build(const Shape& input, Rng& rng) {
   return {g.oh, g.ow, filters_};
 }
 
+bool Conv2D::can_forward_images(const Tensor& x, int count) const {
+  if (input_shape_.empty() || x.ndim() != 4 ||
+      Shape(x.shape().begin() + 1, x.shape().end()) != input_shape_)
+    return false;
+  // Winograd transforms its kernel once per call: chunks would repeat that.
+  const kernels::Conv2DGeometry g = kernels::make_geometry(
+      static_cast<int>(x.dim(0)), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)),
+      static_cast<int>(x.dim(3)), kernel_size_[0], kernel_size_[1], strides_[0], strides_[1],
+      padding_);
+  return count > 0 && !kernels::conv2d_forward_uses_winograd(g, filters_);
+}
+
+void Conv2D::forward_images(const float* x, int count, float* y) const {
+  const kernels::Conv2DGeometry g = kernels::make_geometry(
+      count, static_cast<int>(input_shape_[0]), static_cast<int>(input_shape_[1]),
+      static_cast<int>(input_shape_[2]), kernel_size_[0], kernel_size_[1], strides_[0],
+      strides_[1], padding_);
+  kernels::conv2d_forward(g, filters_, x, kernel_.value.data(),
+                          use_bias_ ? bias_.value.data() : nullptr, y);
+}
+
 Tensor Conv2D::forward(const Tensor& x, bool /*training*/) {
   if (input_shape_.empty()) layer_error("forward() called before build()");
   if (x.ndim() != 4 || Shape(x.shape().begin() + 1, x.shape().end()) != input_shape_)

@@ -94,6 +94,20 @@ Shape DepthwiseConv2D::build(const Shape& input, Rng& rng) {
   return {g.oh, g.ow, int64_t(c) * m};
 }
 
+bool DepthwiseConv2D::can_forward_images(const Tensor& x, int count) const {
+  return !input_shape_.empty() && depth_multiplier_ == 1 && count > 0 && x.ndim() == 4 &&
+         Shape(x.shape().begin() + 1, x.shape().end()) == input_shape_;
+}
+
+void DepthwiseConv2D::forward_images(const float* x, int count, float* y) const {
+  const kernels::Conv2DGeometry g = kernels::make_geometry(
+      count, static_cast<int>(input_shape_[0]), static_cast<int>(input_shape_[1]),
+      static_cast<int>(input_shape_[2]), kernel_size_[0], kernel_size_[1], strides_[0],
+      strides_[1], padding_);
+  kernels::depthwise_conv2d_forward(g, x, kernel_.value.data(),
+                                    use_bias_ ? bias_.value.data() : nullptr, y);
+}
+
 Tensor DepthwiseConv2D::forward(const Tensor& input, bool /*training*/) {
   if (input_shape_.empty()) layer_error("forward() called before build()");
   if (input.ndim() != 4 || Shape(input.shape().begin() + 1, input.shape().end()) != input_shape_)

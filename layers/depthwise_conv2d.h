@@ -33,6 +33,8 @@ class DepthwiseConv2D : public Layer {
   std::string type() const override { return "DepthwiseConv2D"; }
   Shape build(const Shape& input, Rng& rng) override;
   Tensor forward(const Tensor& x, bool training) override;
+  bool can_forward_images(const Tensor& x, int count) const override;
+  void forward_images(const float* x, int count, float* y) const override;
   std::vector<Parameter*> parameters() override;
   Json config() const override;
 

@@ -67,6 +67,16 @@ class Layer {
     return next.forward(forward(x, training), training);
   }
 
+  // Inference image by image (Sequential runs Conv -> BatchNorm -> activation a few images
+  // at a time under NoGradGuard, so that the normalization reads the convolution's output
+  // from cache rather than memory). A layer whose output image depends only on the same
+  // input image may implement both: can_forward_images(x, count) says whether it will run
+  // chunks of `count` images of a batch shaped like x (false: Sequential runs it whole),
+  // and forward_images writes `count` output images to y from `count` input images at x,
+  // recording nothing on the tape.
+  virtual bool can_forward_images(const Tensor& /*x*/, int /*count*/) const { return false; }
+  virtual void forward_images(const float* /*x*/, int /*count*/, float* /*y*/) const {}
+
   // A frozen layer's parameters are not updated (they stop requiring gradients) and a
   // frozen BatchNorm runs on its running statistics even in training.
   virtual void set_frozen(bool frozen) {

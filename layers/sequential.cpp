@@ -5,7 +5,10 @@
 #include <cstdlib>
 #include <set>
 
+#include <omp.h>
+
 #include "fer/autograd.h"
+#include "layers/batchnorm.h"
 #include "layers/registry.h"
 
 namespace fer {
@@ -55,10 +58,65 @@ Shape Sequential::build(const Shape& input, Rng& rng) {
   return shape;
 }
 
+// Why chunks: at batch 64 a MobileNet activation is 10-30 MB, so a BatchNorm pass after
+// its convolution reads it back from memory; one image's output (or a few) is still in
+// the core's L2 when the normalization runs. Chunks hold about 2048 output pixels (and at
+// least two per thread for balance); a batch with fewer chunks than threads runs whole.
+// Measured (fer bench --mode infer, batch 64, 2 threads, four alternating runs against the
+// build without chains): MobileNet V2 1582 -> 1649 img/s (medians), MobileNet V1 equal
+// within the noise (2166 vs 2146): here most of its 28 MB activations stay in the 32 MB
+// L3 anyway, and the BatchNorm time saved (15% -> 6% of samples) reappeared as slower
+// depthwise reads.
+size_t Sequential::forward_chain(Tensor& h, size_t i) {
+  if (i + 1 >= layers_.size() || h.ndim() < 2 || h.dim(0) < 2) return 0;
+  auto* bn = dynamic_cast<BatchNormalization*>(layers_[i + 1].get());
+  if (!bn || bn->example_shape().empty()) return 0;
+  const int64_t n = h.dim(0);
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  const Shape& example = bn->example_shape();
+  int64_t per_out = 1;
+  for (int64_t d : example) per_out *= d;
+  const int64_t channels = example.back();
+  const int64_t pixels = per_out / channels;
+  const int64_t by_size = std::max<int64_t>(1, (2048 + pixels - 1) / pixels);
+  const int64_t by_balance = std::max<int64_t>(1, n / (2 * threads));
+  const int count = static_cast<int>(std::min(by_size, by_balance));
+  const int64_t chunks = (n + count - 1) / count;
+  if (threads < 2 || chunks < threads) return 0;
+  Layer& conv = *layers_[i];
+  if (!conv.can_forward_images(h, count)) return 0;
+  const bool with_act = fused(i + 1);
+  const kernels::Act act =
+      with_act ? BatchNormalization::activation_of(*layers_[i + 2]) : kernels::Act::kNone;
+  Shape out_shape = {n};
+  out_shape.insert(out_shape.end(), example.begin(), example.end());
+  Tensor y = Tensor::uninitialized(out_shape);
+  const int64_t per_in = h.numel() / n;
+  const float* x = h.data();
+  float* out = y.data();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t n0 = c * count;
+    const int images = static_cast<int>(std::min<int64_t>(count, n - n0));
+    conv.forward_images(x + n0 * per_in, images, out + n0 * per_out);
+    bn->normalize_inference_in_place(out + n0 * per_out, images * pixels, act);
+  }
+  h = y;
+  return with_act ? 3 : 2;
+}
+
 Tensor Sequential::forward(const Tensor& x, bool training) {
   if (active_profiler) return forward_profiled(x, training, *active_profiler);
   Tensor h = x;
+  const bool chains = !training && fusion_enabled.load(std::memory_order_relaxed) &&
+                      !Tape::current().enabled();
   for (size_t i = 0; i < layers_.size(); ++i) {
+    if (chains) {
+      if (const size_t ran = forward_chain(h, i)) {
+        i += ran - 1;
+        continue;
+      }
+    }
     if (fused(i)) {
       h = layers_[i]->forward_fused(h, training, *layers_[i + 1]);
       ++i;  // the next child ran inside

@@ -68,6 +68,11 @@ class Sequential : public Layer {
   Tensor forward_profiled(const Tensor& x, bool training, LayerProfiler& profiler);
   // Whether child i runs fused with child i + 1 (found by build(), used while fusion is on).
   bool fused(size_t i) const;
+  // Inference under NoGradGuard with fusion on: child i (a convolution) followed by a
+  // BatchNormalization (and the ReLU/ReLU6 it fuses) run together on chunks of images,
+  // threads taking chunks. Returns the number of children it ran (0: not applicable, h
+  // untouched).
+  size_t forward_chain(Tensor& h, size_t i);
   std::vector<std::unique_ptr<Layer>> layers_;
   std::vector<bool> fuses_next_;
   Shape output_shape_;
