@@ -58,7 +58,7 @@ struct DirectConv {
   const float* bias;       // [OC] or nullptr
   bool accumulate;         // y += conv (bias ignored) instead of y = bias + conv
   float* y;
-  const float* zeros;      // at least c zeros
+  const float* zeros;      // at least kw * c zeros
 };
 
 // The weight gradient: dk[kh, kw, c, o] += sum over output pixels p of
@@ -100,6 +100,26 @@ constexpr int kMaxJ = 2;
 template <int J> constexpr int kR = J == 2 ? 6 : 8;
 #endif
 
+// acc[r][j] += sum_{i < length} p[r][i] * k[i * ocp + j * N]: the inner loop, over one
+// contiguous run of input values per pixel and the kernel rows that multiply them.
+template <int R, int J>
+HWY_INLINE void Accumulate(V (&acc)[R][J], const float* const* p, const float* k,
+                           int64_t length, int64_t ocp) {
+  const D d;
+  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
+  for (int64_t i = 0; i < length; ++i, k += ocp) {
+    V wv[J];
+    HWY_UNROLL(16)
+    for (int j = 0; j < J; ++j) wv[j] = hn::LoadU(d, k + j * N);
+    HWY_UNROLL(16)
+    for (int r = 0; r < R; ++r) {
+      const V xb = hn::Set(d, p[r][i]);
+      HWY_UNROLL(16)
+      for (int j = 0; j < J; ++j) acc[r][j] = hn::MulAdd(xb, wv[j], acc[r][j]);
+    }
+  }
+}
+
 // Output pixels [ow0, ow0 + count) of row `oh` of image n, channels [o0, o0 + J*N) of
 // which only `last` lanes of the last vector are real (N when OC is a multiple of N).
 template <int J, bool kTail>
@@ -128,8 +148,21 @@ HWY_INLINE void Block(const DirectConv& q, const float* const* xrow, int o0, flo
     }
   }
   const int64_t C = q.c;
+  // When every tap of the block's pixels lies inside the row, a pixel's KW taps are KW
+  // consecutive input pixels: one contiguous run of KW * C values, multiplied by KW * C
+  // consecutive kernel rows. One pointer per pixel per kernel row then, and a longer inner
+  // loop (MobileNet's first conv, C = 3: 9 steps instead of 3 x 3).
+  const bool inside = ow0 * q.sw - q.pl >= 0 && (ow0 + count - 1) * q.sw - q.pl + q.kw <= q.w;
   for (int kh = 0; kh < q.kh; ++kh) {
     if (!xrow[kh]) continue;  // this kernel row is in the padding for the whole row
+    if (inside) {
+      const float* p[R];
+      HWY_UNROLL(16)
+      for (int r = 0; r < R; ++r)
+        p[r] = r < count ? xrow[kh] + int64_t((ow0 + r) * q.sw - q.pl) * C : q.zeros;
+      Accumulate<R, J>(acc, p, q.kernel + int64_t(kh) * q.kw * C * q.ocp + o0, q.kw * C, q.ocp);
+      continue;
+    }
     for (int kw = 0; kw < q.kw; ++kw) {
       const float* p[R];
       HWY_UNROLL(16)
@@ -137,18 +170,8 @@ HWY_INLINE void Block(const DirectConv& q, const float* const* xrow, int o0, flo
         const int iw = (ow0 + r) * q.sw - q.pl + kw;
         p[r] = (r < count && iw >= 0 && iw < q.w) ? xrow[kh] + int64_t(iw) * C : q.zeros;
       }
-      const float* k = q.kernel + (int64_t(kh) * q.kw + kw) * C * q.ocp + o0;
-      for (int64_t c = 0; c < C; ++c, k += q.ocp) {
-        V wv[J];
-        HWY_UNROLL(16)
-        for (int j = 0; j < J; ++j) wv[j] = hn::LoadU(d, k + j * N);
-        HWY_UNROLL(16)
-        for (int r = 0; r < R; ++r) {
-          const V xb = hn::Set(d, p[r][c]);
-          HWY_UNROLL(16)
-          for (int j = 0; j < J; ++j) acc[r][j] = hn::MulAdd(xb, wv[j], acc[r][j]);
-        }
-      }
+      Accumulate<R, J>(acc, p, q.kernel + (int64_t(kh) * q.kw + kw) * C * q.ocp + o0, C,
+                       q.ocp);
     }
   }
   HWY_UNROLL(16)
@@ -386,7 +409,7 @@ void conv2d_forward_direct(const Conv2DGeometry& g, int oc, const float* x,
     std::copy(kernel + i * oc, kernel + (i + 1) * oc, dst);
     std::fill(dst + oc, dst + ocp, 0.f);
   }
-  std::vector<float> zeros(std::max(g.c, 1), 0.f);
+  std::vector<float> zeros(std::max(g.kw * g.c, 1), 0.f);
   DirectConv q{g.n, g.h, g.w, g.c, g.oh, g.ow, oc, static_cast<int>(ocp), g.kh, g.kw,
                g.stride_h, g.stride_w, g.pad_top, g.pad_left, x, packed.data(), bias,
                false, y, zeros.data()};
@@ -417,7 +440,7 @@ void conv2d_backward_input_direct(const Conv2DGeometry& g, int oc, const float* 
         std::fill(dst + int64_t(o) * cp + g.c, dst + int64_t(o + 1) * cp, 0.f);
       }
     }
-  std::vector<float> zeros(oc, 0.f);
+  std::vector<float> zeros(std::max(g.kw * oc, 1), 0.f);
   DirectConv q{g.n, g.oh, g.ow, oc, g.h, g.w, g.c, static_cast<int>(cp), g.kh, g.kw,
                1, 1, g.kh - 1 - g.pad_top, g.kw - 1 - g.pad_left, dy, packed.data(), nullptr,
                true, dx, zeros.data()};
