@@ -59,7 +59,7 @@ void run(benchmark::State& state, Conv2DGeometry g, int oc, Op op, Variant varia
          : variant == Variant::Im2col   ? conv2d_backward_input_im2col
          : variant == Variant::Winograd ? conv2d_backward_input_winograd
                                         : conv2d_backward_input_direct)(g, oc, dy.data(),
-                                                                        k.data(), dx.data());
+                                                                        k.data(), dx.data(), true);
         benchmark::DoNotOptimize(dx.data());
         break;
       case Op::BackwardWeights:

@@ -55,8 +55,8 @@ void run(benchmark::State& state, Conv2DGeometry g, Op op, bool hwy) {
         benchmark::DoNotOptimize(y.data());
         break;
       case Op::BackwardInput:
-        (hwy ? depthwise_conv2d_backward_input : depthwise_conv2d_backward_input_loops)(
-            g, dy.data(), k.data(), dx.data());
+        if (hwy) depthwise_conv2d_backward_input(g, dy.data(), k.data(), dx.data());
+        else depthwise_conv2d_backward_input_loops(g, dy.data(), k.data(), dx.data());
         benchmark::DoNotOptimize(dx.data());
         break;
       case Op::BackwardWeights:

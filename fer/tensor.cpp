@@ -238,6 +238,13 @@ float* Tensor::grad() const {
   return impl_->grad.data();
 }
 
+float* Tensor::grad_to_write(bool* accumulate) const {
+  FER_CHECK(impl_, "use of an undefined tensor");
+  *accumulate = !impl_->grad.empty() || numel() == 0;
+  if (!*accumulate) impl_->grad = AlignedBuffer::uninitialized(numel());
+  return impl_->grad.data();
+}
+
 Tensor Tensor::grad_tensor() const {
   Tensor out(shape());
   if (has_grad()) std::memcpy(out.data(), grad(), numel() * sizeof(float));

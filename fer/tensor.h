@@ -94,6 +94,12 @@ class Tensor {
   // write access: the handle's constness is not the tensor's (backward closures hold
   // const copies of the tensors they accumulate into).
   float* grad() const;
+  // For a backward pass that can either overwrite the gradient or add into it: before the
+  // buffer exists (the first contribution this step), allocates it uninitialized and sets
+  // *accumulate = false -- the caller must then write every element; afterwards returns
+  // the buffer with *accumulate = true. Saves the zero-fill of grad() (a pass over every
+  // activation's gradient each training step).
+  float* grad_to_write(bool* accumulate) const;
   Tensor grad_tensor() const;        // a copy of the gradient (zeros if none)
   void zero_grad();                  // sets an existing gradient to zero
 

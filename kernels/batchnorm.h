@@ -125,10 +125,13 @@ void batchnorm_backward_train_fused_ref(Act act, const float* y, const float* x,
                                         const float* dy, const float* gamma, const float* mean,
                                         const float* inv_std, int64_t rows, int64_t C,
                                         float* dx, float* dgamma, float* dbeta);
+// dx_accumulate false: dx is overwritten (not read), as if it held zeros -- for a
+// gradient buffer this backward pass is the first to write (Tensor::grad_to_write), which
+// then needs no zero-fill.
 void batchnorm_backward_train_fused(Act act, const float* y, const float* x, const float* dy,
                                     const float* gamma, const float* mean,
                                     const float* inv_std, int64_t rows, int64_t C, float* dx,
-                                    float* dgamma, float* dbeta);
+                                    float* dgamma, float* dbeta, bool dx_accumulate = true);
 
 void batchnorm_backward_inference_fused_ref(Act act, const float* y, const float* x,
                                             const float* dy, const float* gamma,

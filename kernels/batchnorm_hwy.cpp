@@ -334,8 +334,8 @@ void DySumsSpan(const float* y, const float* x, const float* dy, const float* me
 }
 
 // dx += k * (dz - a - (x - mean) * binv): the training-mode dx with k = gamma * inv_std,
-// a = mean(dz), binv = mean(dz * xhat) * inv_std.
-template <Act A>
+// a = mean(dz), binv = mean(dz * xhat) * inv_std. kAdd false: dx = ... (dx not read).
+template <Act A, bool kAdd>
 void BackTrainSpan(const float* y, const float* x, const float* dy, const float* mean,
                    const float* k, const float* a, const float* binv, int64_t width,
                    int64_t count, float* dx) {
@@ -347,7 +347,8 @@ void BackTrainSpan(const float* y, const float* x, const float* dy, const float*
       const V dz = MaskedDy<A>(g, dy, y, i);
       const V xd = hn::Sub(g.Load(x + i), g.Load(mean + c));
       const V t = hn::NegMulAdd(xd, g.Load(binv + c), hn::Sub(dz, g.Load(a + c)));
-      g.Store(hn::MulAdd(g.Load(k + c), t, g.Load(dx + i)), dx + i);
+      if constexpr (kAdd) g.Store(hn::MulAdd(g.Load(k + c), t, g.Load(dx + i)), dx + i);
+      else g.Store(hn::Mul(g.Load(k + c), t), dx + i);
     });
   }
 }
@@ -463,7 +464,7 @@ void DySumsRowsT(const float* y, const float* x, const float* dy, const float* m
                 (end - begin) - periods * P.R, sdy, sdyd, fs, cap);
 }
 
-template <Act A>
+template <Act A, bool kAdd>
 void BackTrainRowsT(const float* y, const float* x, const float* dy, const float* mean,
                     const float* k, const float* a, const float* binv, int64_t C, int64_t begin,
                     int64_t end, float* dx, float* fs, int64_t cap) {
@@ -477,9 +478,9 @@ void BackTrainRowsT(const float* y, const float* x, const float* dy, const float
     Replicate(k, C, P.W, r[1]);
     Replicate(a, C, P.W, r[2]);
     Replicate(binv, C, P.W, r[3]);
-    BackTrainSpan<A>(yb, x + o, dy + o, r[0], r[1], r[2], r[3], P.W, periods, dx + o);
+    BackTrainSpan<A, kAdd>(yb, x + o, dy + o, r[0], r[1], r[2], r[3], P.W, periods, dx + o);
   }
-  BackTrainSpan<A>(yb ? yb + done : nullptr, x + o + done, dy + o + done, mean, k, a, binv, C,
+  BackTrainSpan<A, kAdd>(yb ? yb + done : nullptr, x + o + done, dy + o + done, mean, k, a, binv, C,
                    (end - begin) - periods * P.R, dx + o + done);
 }
 
@@ -547,20 +548,28 @@ void BnDySumsRows(Act act, const float* y, const float* x, const float* dy, cons
   }
 }
 
-void BnBackTrainRows(Act act, const float* y, const float* x, const float* dy,
-                     const float* mean, const float* k, const float* a, const float* binv,
-                     int64_t C, int64_t begin, int64_t end, float* dx, float* fs, int64_t cap) {
+template <bool kAdd>
+void BnBackTrainRowsT(Act act, const float* y, const float* x, const float* dy,
+                      const float* mean, const float* k, const float* a, const float* binv,
+                      int64_t C, int64_t begin, int64_t end, float* dx, float* fs, int64_t cap) {
   switch (act) {
     case Act::kNone:
-      return bn_hwy::BackTrainRowsT<Act::kNone>(y, x, dy, mean, k, a, binv, C, begin, end, dx,
-                                                fs, cap);
+      return bn_hwy::BackTrainRowsT<Act::kNone, kAdd>(y, x, dy, mean, k, a, binv, C, begin, end,
+                                                      dx, fs, cap);
     case Act::kRelu:
-      return bn_hwy::BackTrainRowsT<Act::kRelu>(y, x, dy, mean, k, a, binv, C, begin, end, dx,
-                                                fs, cap);
+      return bn_hwy::BackTrainRowsT<Act::kRelu, kAdd>(y, x, dy, mean, k, a, binv, C, begin, end,
+                                                      dx, fs, cap);
     case Act::kRelu6:
-      return bn_hwy::BackTrainRowsT<Act::kRelu6>(y, x, dy, mean, k, a, binv, C, begin, end, dx,
-                                                 fs, cap);
+      return bn_hwy::BackTrainRowsT<Act::kRelu6, kAdd>(y, x, dy, mean, k, a, binv, C, begin,
+                                                       end, dx, fs, cap);
   }
+}
+
+void BnBackTrainRows(Act act, bool add, const float* y, const float* x, const float* dy,
+                     const float* mean, const float* k, const float* a, const float* binv,
+                     int64_t C, int64_t begin, int64_t end, float* dx, float* fs, int64_t cap) {
+  if (add) BnBackTrainRowsT<true>(act, y, x, dy, mean, k, a, binv, C, begin, end, dx, fs, cap);
+  else BnBackTrainRowsT<false>(act, y, x, dy, mean, k, a, binv, C, begin, end, dx, fs, cap);
 }
 
 template <Act A>
@@ -736,7 +745,7 @@ void batchnorm_forward_inference(const float* x, const float* gamma, const float
 void batchnorm_backward_train_fused(Act act, const float* y, const float* x, const float* dy,
                                     const float* gamma, const float* mean,
                                     const float* inv_std, int64_t rows, int64_t C, float* dx,
-                                    float* dgamma, float* dbeta) {
+                                    float* dgamma, float* dbeta, bool dx_accumulate) {
   if (rows <= 0 || C <= 0 || (!dx && !dgamma && !dbeta)) return;
   const int threads = thread_count(rows, C);
   // Per thread: [sum(dz) | sum(dz * (x - mean))], added up in thread order.
@@ -772,7 +781,8 @@ void batchnorm_backward_train_fused(Act act, const float* y, const float* x, con
       [&](int, int, int64_t begin, int64_t end) {
         bn_detail::Scratch& sc = bn_detail::thread_scratch(C);
         if (dx && begin < end)
-          HWY_DYNAMIC_DISPATCH(BnBackTrainRows)(act, y, x, dy, mean, k.data(), a.data(),
+          HWY_DYNAMIC_DISPATCH(BnBackTrainRows)(act, dx_accumulate, y, x, dy, mean, k.data(),
+                                                a.data(),
                                                 binv.data(), C, begin, end, dx, sc.f.get(),
                                                 sc.cap);
       });

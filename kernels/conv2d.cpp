@@ -197,14 +197,16 @@ void conv2d_forward_im2col(const Conv2DGeometry& g, int oc, const float* x,
 }
 
 void conv2d_backward_input_im2col(const Conv2DGeometry& g, int oc, const float* dy,
-                                  const float* kernel, float* dx) {
+                                  const float* kernel, float* dx, bool accumulate) {
   const int64_t in_image = int64_t(g.h) * g.w * g.c;
   const int64_t out_image = int64_t(g.oh) * g.ow * oc;
   if (is_pointwise(g)) {
-    // dx [NHW, C] += dy [NHW, OC] * kernel^T [OC, C]
-    sgemm(false, true, g.n * g.h * g.w, g.c, oc, 1.f, dy, oc, kernel, oc, 1.f, dx, g.c);
+    // dx [NHW, C] (+)= dy [NHW, OC] * kernel^T [OC, C]  (beta 0 overwrites; k = 0 too)
+    sgemm(false, true, g.n * g.h * g.w, g.c, oc, 1.f, dy, oc, kernel, oc,
+          accumulate ? 1.f : 0.f, dx, g.c);
     return;
   }
+  if (!accumulate) std::fill(dx, dx + int64_t(g.n) * in_image, 0.f);  // col2im adds
   const int chunk = images_per_chunk(g);
   const int k = static_cast<int>(patch_size(g));
   auto dcol = col_buffer(g, chunk);
@@ -292,12 +294,17 @@ void conv2d_forward(const Conv2DGeometry& g, int oc, const float* x, const float
 }
 
 void conv2d_backward_input(const Conv2DGeometry& g, int oc, const float* dy,
-                           const float* kernel, float* dx) {
-  if (winograd_pays(g, oc)) return conv2d_backward_input_winograd(g, oc, dy, kernel, dx);
+                           const float* kernel, float* dx, bool accumulate) {
+  if (!accumulate && (g.n <= 0 || g.oh <= 0 || g.ow <= 0 || oc <= 0)) {  // nothing reaches dx
+    std::fill(dx, dx + std::max<int64_t>(0, int64_t(g.n) * g.h * g.w * g.c), 0.f);
+    return;
+  }
+  if (winograd_pays(g, oc))
+    return conv2d_backward_input_winograd(g, oc, dy, kernel, dx, accumulate);
   if (!is_pointwise(g) && conv2d_direct_covers_backward_input(g) &&
       g.c >= kDirectBackwardMinChannels)
-    return conv2d_backward_input_direct(g, oc, dy, kernel, dx);
-  conv2d_backward_input_im2col(g, oc, dy, kernel, dx);
+    return conv2d_backward_input_direct(g, oc, dy, kernel, dx, accumulate);
+  conv2d_backward_input_im2col(g, oc, dy, kernel, dx, accumulate);
 }
 
 void conv2d_backward_weights(const Conv2DGeometry& g, int oc, const float* x, const float* dy,

@@ -44,11 +44,13 @@ void conv2d_forward_ref(const Conv2DGeometry& g, int out_channels, const float* 
 void conv2d_forward(const Conv2DGeometry& g, int out_channels, const float* x,
                     const float* kernel, const float* bias, float* y);
 
-// dx += d(loss)/dx.
+// dx += d(loss)/dx. The fast versions take accumulate = false to overwrite dx instead (as
+// if it held zeros; it is not read): for a gradient buffer this backward pass is the first
+// to write (Tensor::grad_to_write), which then needs no zero-fill.
 void conv2d_backward_input_ref(const Conv2DGeometry& g, int out_channels, const float* dy,
                                const float* kernel, float* dx);
 void conv2d_backward_input(const Conv2DGeometry& g, int out_channels, const float* dy,
-                           const float* kernel, float* dx);
+                           const float* kernel, float* dx, bool accumulate = true);
 
 // dkernel += d(loss)/dkernel and dbias += d(loss)/dbias. Either may be nullptr (skipped),
 // e.g. a layer without bias.
@@ -61,7 +63,7 @@ void conv2d_backward_weights(const Conv2DGeometry& g, int out_channels, const fl
 void conv2d_forward_im2col(const Conv2DGeometry& g, int out_channels, const float* x,
                            const float* kernel, const float* bias, float* y);
 void conv2d_backward_input_im2col(const Conv2DGeometry& g, int out_channels, const float* dy,
-                                  const float* kernel, float* dx);
+                                  const float* kernel, float* dx, bool accumulate = true);
 void conv2d_backward_weights_im2col(const Conv2DGeometry& g, int out_channels, const float* x,
                                     const float* dy, float* dkernel, float* dbias);
 
@@ -77,7 +79,7 @@ bool conv2d_direct_covers_backward_input(const Conv2DGeometry& g);
 void conv2d_backward_weights_direct(const Conv2DGeometry& g, int oc, const float* x,
                                     const float* dy, float* dkernel, float* dbias);
 void conv2d_backward_input_direct(const Conv2DGeometry& g, int out_channels, const float* dy,
-                                  const float* kernel, float* dx);
+                                  const float* kernel, float* dx, bool accumulate = true);
 
 // Winograd F(2x2, 3x3) (kernels/conv2d_winograd_hwy.cpp): 3x3 windows at stride 1 only
 // (conv2d_winograd_covers), any padding. 16 multiply-adds per 2x2 outputs and channel
@@ -89,7 +91,7 @@ bool conv2d_forward_uses_winograd(const Conv2DGeometry& g, int out_channels);
 void conv2d_forward_winograd(const Conv2DGeometry& g, int out_channels, const float* x,
                              const float* kernel, const float* bias, float* y);
 void conv2d_backward_input_winograd(const Conv2DGeometry& g, int out_channels, const float* dy,
-                                    const float* kernel, float* dx);
+                                    const float* kernel, float* dx, bool accumulate = true);
 
 // For tests and benchmarks, as sgemm_hwy_* in kernels/gemm.h: the Highway targets compiled
 // and supported by this CPU (best first), forcing one (0 undoes), the target the next call

@@ -421,11 +421,14 @@ bool conv2d_direct_covers_backward_input(const Conv2DGeometry& g) {
 }
 
 void conv2d_backward_input_direct(const Conv2DGeometry& g, int oc, const float* dy,
-                                  const float* kernel, float* dx) {
+                                  const float* kernel, float* dx, bool accumulate) {
   FER_CHECK(conv2d_direct_covers_backward_input(g),
             "conv2d_backward_input_direct: stride 1 only");
-  if (g.n <= 0 || g.h <= 0 || g.w <= 0 || g.c <= 0 || g.oh <= 0 || g.ow <= 0 || oc <= 0)
+  if (g.n <= 0 || g.h <= 0 || g.w <= 0 || g.c <= 0) return;  // dx is empty
+  if (g.oh <= 0 || g.ow <= 0 || oc <= 0) {  // nothing reaches dx
+    if (!accumulate) std::fill(dx, dx + int64_t(g.n) * g.h * g.w * g.c, 0.f);
     return;
+  }
   // dx[ih, iw, c] += sum_{kh,kw,o} dy[ih + pt - kh, iw + pl - kw, o] * k[kh, kw, c, o]:
   // with kh' = KH-1-kh, dy row ih - (KH-1-pt) + kh' -- a forward convolution of dy by
   // k'[kh', kw', o, c] = k[KH-1-kh', KW-1-kw', c, o] with padding KH-1-pt, KW-1-pl.
@@ -443,7 +446,7 @@ void conv2d_backward_input_direct(const Conv2DGeometry& g, int oc, const float* 
   std::vector<float> zeros(std::max(g.kw * oc, 1), 0.f);
   DirectConv q{g.n, g.oh, g.ow, oc, g.h, g.w, g.c, static_cast<int>(cp), g.kh, g.kw,
                1, 1, g.kh - 1 - g.pad_top, g.kw - 1 - g.pad_left, dy, packed.data(), nullptr,
-               true, dx, zeros.data()};
+               accumulate, dx, zeros.data()};
   run(q);
 }
 

@@ -456,11 +456,14 @@ void conv2d_forward_winograd(const Conv2DGeometry& g, int oc, const float* x,
 }
 
 void conv2d_backward_input_winograd(const Conv2DGeometry& g, int oc, const float* dy,
-                                    const float* kernel, float* dx) {
+                                    const float* kernel, float* dx, bool accumulate) {
   FER_CHECK(conv2d_winograd_covers(g), "conv2d_backward_input_winograd: 3x3 stride 1 only, got ",
             g.kh, "x", g.kw, " stride ", g.stride_h, ",", g.stride_w);
-  if (g.n <= 0 || g.h <= 0 || g.w <= 0 || g.c <= 0 || g.oh <= 0 || g.ow <= 0 || oc <= 0)
+  if (g.n <= 0 || g.h <= 0 || g.w <= 0 || g.c <= 0) return;  // dx is empty
+  if (g.oh <= 0 || g.ow <= 0 || oc <= 0) {  // nothing reaches dx
+    if (!accumulate) std::fill(dx, dx + int64_t(g.n) * g.h * g.w * g.c, 0.f);
     return;
+  }
   // dx is the convolution of dy by k'[kh, kw, o, c] = k[2 - kh, 2 - kw, c, o], padded by
   // 2 - pad_top and 2 - pad_left (conv2d_direct_hwy.cpp derives it).
   const int64_t cp = round_up(g.c, HWY_DYNAMIC_DISPATCH(WinogradLanes)());
@@ -477,7 +480,7 @@ void conv2d_backward_input_winograd(const Conv2DGeometry& g, int oc, const float
   q.n = g.n; q.h = g.oh; q.w = g.ow; q.c = oc;
   q.oh = g.h; q.ow = g.w; q.oc = g.c; q.ocp = static_cast<int>(cp);
   q.pt = 2 - g.pad_top; q.pl = 2 - g.pad_left;
-  q.x = dy; q.u = u.data(); q.bias = nullptr; q.accumulate = true; q.y = dx;
+  q.x = dy; q.u = u.data(); q.bias = nullptr; q.accumulate = accumulate; q.y = dx;
   run(q);
 }
 

@@ -40,8 +40,9 @@ void depthwise_conv2d_forward_loops(const Conv2DGeometry& g, const float* x,
 
 void depthwise_conv2d_backward_input_ref(const Conv2DGeometry& g, const float* dy,
                                          const float* kernel, float* dx);
+// accumulate false: dx is overwritten (as if it held zeros) -- see Tensor::grad_to_write.
 void depthwise_conv2d_backward_input(const Conv2DGeometry& g, const float* dy,
-                                     const float* kernel, float* dx);
+                                     const float* kernel, float* dx, bool accumulate = true);
 void depthwise_conv2d_backward_input_loops(const Conv2DGeometry& g, const float* dy,
                                            const float* kernel, float* dx);
 

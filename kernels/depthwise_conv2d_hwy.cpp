@@ -230,10 +230,13 @@ HWY_INLINE void BackInputInterior(const Conv2DGeometry& g, int* lo, int* hi) {
   }
 }
 
-template <int S, bool kTail>
+// kAdd false: dx is overwritten, never read (a gradient buffer nobody wrote yet), and a
+// row no window reached gets zeros.
+template <int S, bool kAdd, bool kTail>
 HWY_INLINE void BackInputGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
                                const float* dy_n, const float* kernel, float* dx_row, int ih,
                                int lo, int hi) {
+  const auto start = [&](const float* out) { return kAdd ? grp.Load(out) : hn::Zero(grp.d); };
   const int64_t C = g.c;
   const float* r[3];
   bool rv[3];
@@ -242,7 +245,11 @@ HWY_INLINE void BackInputGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
     rv[kh] = t >= 0 && t % S == 0 && t / S < g.oh;
     r[kh] = dy_n + (rv[kh] ? int64_t(t / S) * g.ow * C : 0);
   }
-  if (!rv[0] && !rv[1] && !rv[2]) return;  // no window reached this input row
+  if (!rv[0] && !rv[1] && !rv[2]) {  // no window reached this input row
+    if (!kAdd)
+      for (int iw = 0; iw < g.w; ++iw) grp.Store(hn::Zero(grp.d), dx_row + iw * C);
+    return;
+  }
   V k[9];
   HWY_UNROLL(9)
   for (int i = 0; i < 9; ++i) k[i] = grp.Load(kernel + i * C);
@@ -252,7 +259,7 @@ HWY_INLINE void BackInputGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
   if (S == 1 && !(rv[0] && rv[1] && rv[2])) lo = hi = g.w;
   for (int iw = 0; iw < lo; ++iw) {
     float* out = dx_row + iw * C;
-    grp.Store(BackInputChecked<S>(g, grp, r, rv, k, grp.Load(out), iw), out);
+    grp.Store(BackInputChecked<S>(g, grp, r, rv, k, start(out), iw), out);
   }
   if constexpr (S == 1) {
     for (int iw = lo; iw < hi; ++iw) {
@@ -261,7 +268,7 @@ HWY_INLINE void BackInputGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
       const float* p1 = r[1] + o;
       const float* p2 = r[2] + o;
       float* out = dx_row + iw * C;
-      V a = hn::MulAdd(grp.Load(p0), k[0], grp.Load(out));
+      V a = hn::MulAdd(grp.Load(p0), k[0], start(out));
       V e = hn::Mul(grp.Load(p1), k[3]);
       a = hn::MulAdd(grp.Load(p0 - C), k[1], a);
       e = hn::MulAdd(grp.Load(p1 - C), k[4], e);
@@ -277,7 +284,7 @@ HWY_INLINE void BackInputGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
       const int64_t o = int64_t((iw + g.pad_left) / 2) * C;  // output column t
       float* out0 = dx_row + iw * C;
       float* out1 = out0 + C;
-      V a0 = grp.Load(out0), a1 = grp.Load(out1);
+      V a0 = start(out0), a1 = start(out1);
       HWY_UNROLL(3)
       for (int kh = 0; kh < 3; ++kh) {
         if (!rv[kh]) continue;  // the same for the whole row
@@ -293,11 +300,11 @@ HWY_INLINE void BackInputGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
   }
   for (int iw = std::max(lo, hi); iw < g.w; ++iw) {
     float* out = dx_row + iw * C;
-    grp.Store(BackInputChecked<S>(g, grp, r, rv, k, grp.Load(out), iw), out);
+    grp.Store(BackInputChecked<S>(g, grp, r, rv, k, start(out), iw), out);
   }
 }
 
-template <int S>
+template <int S, bool kAdd>
 void BackInputRowsS(const Conv2DGeometry& g, const float* dy, const float* kernel, float* dx,
                     int64_t row_begin, int64_t row_end) {
   const D d;
@@ -319,8 +326,8 @@ void BackInputRowsS(const Conv2DGeometry& g, const float* dy, const float* kerne
     }
     int64_t c = 0;
     for (; c + N <= C; c += N)
-      BackInputGroup<S>(g, full, dy_n + c, kernel + c, dx_row + c, ih, lo, hi);
-    if (c < C) BackInputGroup<S>(g, tail, dy_n + c, kernel + c, dx_row + c, ih, lo, hi);
+      BackInputGroup<S, kAdd>(g, full, dy_n + c, kernel + c, dx_row + c, ih, lo, hi);
+    if (c < C) BackInputGroup<S, kAdd>(g, tail, dy_n + c, kernel + c, dx_row + c, ih, lo, hi);
   }
 }
 
@@ -417,10 +424,16 @@ void DwForwardRows(const Conv2DGeometry& g, const float* x, const float* kernel,
   if (g.stride_h == 1) dw_hwy::ForwardRowsS<1>(g, x, kernel, bias, y, row_begin, row_end);
   else dw_hwy::ForwardRowsS<2>(g, x, kernel, bias, y, row_begin, row_end);
 }
-void DwBackInputRows(const Conv2DGeometry& g, const float* dy, const float* kernel, float* dx,
+void DwBackInputRows(const Conv2DGeometry& g, bool add, const float* dy, const float* kernel,
+                     float* dx,
                      int64_t row_begin, int64_t row_end) {
-  if (g.stride_h == 1) dw_hwy::BackInputRowsS<1>(g, dy, kernel, dx, row_begin, row_end);
-  else dw_hwy::BackInputRowsS<2>(g, dy, kernel, dx, row_begin, row_end);
+  if (g.stride_h == 1) {
+    if (add) dw_hwy::BackInputRowsS<1, true>(g, dy, kernel, dx, row_begin, row_end);
+    else dw_hwy::BackInputRowsS<1, false>(g, dy, kernel, dx, row_begin, row_end);
+  } else {
+    if (add) dw_hwy::BackInputRowsS<2, true>(g, dy, kernel, dx, row_begin, row_end);
+    else dw_hwy::BackInputRowsS<2, false>(g, dy, kernel, dx, row_begin, row_end);
+  }
 }
 void DwBackWeightsRows(const Conv2DGeometry& g, const float* x, const float* dy, float* dk_part,
                        float* db_part, int64_t row_begin, int64_t row_end) {
@@ -482,16 +495,22 @@ void depthwise_conv2d_forward(const Conv2DGeometry& g, const float* x, const flo
 }
 
 void depthwise_conv2d_backward_input(const Conv2DGeometry& g, const float* dy,
-                                     const float* kernel, float* dx) {
-  if (!hwy_covers(g)) return depthwise_conv2d_backward_input_loops(g, dy, kernel, dx);
+                                     const float* kernel, float* dx, bool accumulate) {
   const int64_t rows = int64_t(g.n) * g.h;
+  if (!accumulate && (!hwy_covers(g) || g.oh <= 0 || g.ow <= 0)) {
+    // Overwrite through the accumulating loops: zeros first.
+    std::fill(dx, dx + std::max<int64_t>(rows, 0) * std::max(g.w, 0) * std::max(g.c, 0), 0.f);
+    accumulate = true;
+  }
+  if (!hwy_covers(g)) return depthwise_conv2d_backward_input_loops(g, dy, kernel, dx);
   if (rows <= 0 || g.w <= 0 || g.c <= 0 || g.oh <= 0 || g.ow <= 0) return;
   const int threads = thread_count(rows, int64_t(g.w) * g.c);
 #pragma omp parallel num_threads(threads)
   {
     int64_t begin, end;
     share(rows, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
-    if (begin < end) HWY_DYNAMIC_DISPATCH(DwBackInputRows)(g, dy, kernel, dx, begin, end);
+    if (begin < end)
+      HWY_DYNAMIC_DISPATCH(DwBackInputRows)(g, accumulate, dy, kernel, dx, begin, end);
   }
 }
 

@@ -107,11 +107,12 @@ Tensor BatchNormalization::run(const Tensor& x, bool training, kernels::Act act)
       y.set_requires_grad(true);
       // With an activation, its output y masks the gradient (kernels/batchnorm.h).
       tape.record([x, y, gamma, beta, mean, inv_std, rows, C, act]() {
+        bool dx_accumulate = true;  // false: the first gradient into x, written not added
+        float* dx = x.requires_grad() ? x.grad_to_write(&dx_accumulate) : nullptr;
         kernels::batchnorm_backward_train_fused(
             act, y.data(), x.data(), y.grad(), gamma.data(), mean.data(), inv_std.data(), rows, C,
-            x.requires_grad() ? x.grad() : nullptr,
-            gamma.requires_grad() ? gamma.grad() : nullptr,
-            beta.requires_grad() ? beta.grad() : nullptr);
+            dx, gamma.requires_grad() ? gamma.grad() : nullptr,
+            beta.requires_grad() ? beta.grad() : nullptr, dx_accumulate);
       });
     }
     return y;

@@ -110,7 +110,11 @@ Tensor Conv2D::forward(const Tensor& x, bool /*training*/) {
     y.set_requires_grad(true);
     tape.record([g, oc, x, y, kernel, bias]() {
       const float* dy = y.grad();
-      if (x.requires_grad()) kernels::conv2d_backward_input(g, oc, dy, kernel.data(), x.grad());
+      if (x.requires_grad()) {
+        bool accumulate = true;  // false: the first gradient into x, written not added
+        float* dx = x.grad_to_write(&accumulate);
+        kernels::conv2d_backward_input(g, oc, dy, kernel.data(), dx, accumulate);
+      }
       // A frozen layer's parameters do not require gradients: skip their work entirely.
       float* dkernel = kernel.requires_grad() ? kernel.grad() : nullptr;
       float* dbias = bias.requires_grad() ? bias.grad() : nullptr;

@@ -130,8 +130,11 @@ Tensor DepthwiseConv2D::forward(const Tensor& input, bool /*training*/) {
     y.set_requires_grad(true);
     tape.record([g, x, y, kernel, bias]() {
       const float* dy = y.grad();
-      if (x.requires_grad())
-        kernels::depthwise_conv2d_backward_input(g, dy, kernel.data(), x.grad());
+      if (x.requires_grad()) {
+        bool accumulate = true;  // false: the first gradient into x, written not added
+        float* dx = x.grad_to_write(&accumulate);
+        kernels::depthwise_conv2d_backward_input(g, dy, kernel.data(), dx, accumulate);
+      }
       float* dkernel = kernel.requires_grad() ? kernel.grad() : nullptr;
       float* dbias = bias.requires_grad() ? bias.grad() : nullptr;
       if (dkernel || dbias)

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -98,6 +99,12 @@ void check_all_cases() {
       conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), dx_ref.data());
       conv2d_backward_input_direct(g, t.oc, dy.data(), k.data(), dx.data());
       expect_close(dx, dx_ref, what + " backward input");
+      // accumulate = false overwrites dx (NaN there must not leak) as if it held zeros
+      std::vector<float> zero_ref(x.size(), 0.f);
+      conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), zero_ref.data());
+      std::vector<float> fresh(x.size(), std::numeric_limits<float>::quiet_NaN());
+      conv2d_backward_input_direct(g, t.oc, dy.data(), k.data(), fresh.data(), false);
+      expect_close(fresh, zero_ref, what + " backward input overwriting");
       ++backward_checked;
     }
   }

@@ -12,6 +12,7 @@
 
 #include <omp.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,12 @@ void check_all_cases() {
       conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), dx_ref.data());
       conv2d_backward_input_winograd(g, t.oc, dy.data(), k.data(), dx.data());
       expect_close(dx, dx_ref, what + " backward input");
+      // accumulate = false overwrites dx (NaN there must not leak) as if it held zeros
+      std::vector<float> zero_ref(x.size(), 0.f);
+      conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), zero_ref.data());
+      std::vector<float> fresh(x.size(), std::numeric_limits<float>::quiet_NaN());
+      conv2d_backward_input_winograd(g, t.oc, dy.data(), k.data(), fresh.data(), false);
+      expect_close(fresh, zero_ref, what + " backward input overwriting");
     }
   }
   omp_set_num_threads(omp_get_num_procs());

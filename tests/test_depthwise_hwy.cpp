@@ -111,6 +111,14 @@ bool check_case(const Case& s, Rng& rng) {
   auto dx = guarded(dx0);
   depthwise_conv2d_backward_input(g, dy.data(), k.data(), dx.data());
   if (!close(dx, dx_ref, dx_abs, what + " backward input")) return false;
+  {  // accumulate = false overwrites dx (NaN there must not leak) as if it held zeros
+    std::vector<float> zero_ref(xsize, 0.f), zero_abs(xsize, 0.f);
+    depthwise_conv2d_backward_input_ref(g, dy.data(), k.data(), zero_ref.data());
+    depthwise_conv2d_backward_input_ref(g, ady.data(), ak.data(), zero_abs.data());
+    auto fresh = guarded(std::vector<float>(xsize, std::numeric_limits<float>::quiet_NaN()));
+    depthwise_conv2d_backward_input(g, dy.data(), k.data(), fresh.data(), false);
+    if (!close(fresh, zero_ref, zero_abs, what + " backward input overwriting")) return false;
+  }
 
   // Backward to the weights adds into dkernel and (with bias) dbias; without bias the
   // dbias pointer is nullptr and must be skipped.

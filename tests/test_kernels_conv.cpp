@@ -138,7 +138,9 @@ TEST(Conv2D, HandComputed3x3InputWith2x2Kernel) {
   ASSERT_EQ(g.oh, 2);
   ASSERT_EQ(g.ow, 2);
   const std::pair<ConvForward, ConvBackwardInput> impls[] = {
-      {conv2d_forward_ref, conv2d_backward_input_ref}, {conv2d_forward, conv2d_backward_input}};
+      {conv2d_forward_ref, conv2d_backward_input_ref},
+      {conv2d_forward, [](const Conv2DGeometry& g, int oc, const float* dy, const float* k,
+                          float* dx) { conv2d_backward_input(g, oc, dy, k, dx); }}};
   const ConvBackwardWeights weight_impls[] = {conv2d_backward_weights_ref,
                                               conv2d_backward_weights};
   for (int v = 0; v < 2; ++v) {
@@ -244,6 +246,16 @@ TEST(Conv2D, FastMatchesReference) {
     conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), dx_ref.data());
     conv2d_backward_input(g, t.oc, dy.data(), k.data(), dx.data());
     expect_close(dx, dx_ref, what + " backward input");
+    {  // accumulate = false overwrites dx (NaN there must not leak) as if it held zeros
+      std::vector<float> zero_ref(x.size(), 0.f);
+      conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), zero_ref.data());
+      std::vector<float> fresh(x.size(), std::numeric_limits<float>::quiet_NaN());
+      conv2d_backward_input(g, t.oc, dy.data(), k.data(), fresh.data(), false);
+      expect_close(fresh, zero_ref, what + " backward input overwriting");
+      std::vector<float> fresh_im2col(x.size(), std::numeric_limits<float>::quiet_NaN());
+      conv2d_backward_input_im2col(g, t.oc, dy.data(), k.data(), fresh_im2col.data(), false);
+      expect_close(fresh_im2col, zero_ref, what + " im2col backward input overwriting");
+    }
 
     const auto dk0 = random_values(k.size(), rng);
     const auto db0 = random_values(b.size(), rng);
@@ -290,7 +302,10 @@ TEST(DepthwiseConv2D, HandComputedChannelsDoNotMix) {
     expect_values(y, {37.5f, -40, 47.5f, -40, 67.5f, -40, 77.5f, -40}, "depthwise forward");
   }
   const std::vector<float> dy(8, 1.f);
-  for (auto f : {&depthwise_conv2d_backward_input_ref, &depthwise_conv2d_backward_input}) {
+  using DwBackInput = void (*)(const Conv2DGeometry&, const float*, const float*, float*);
+  const DwBackInput dw_fast = [](const Conv2DGeometry& g, const float* dy, const float* k,
+                                 float* dx) { depthwise_conv2d_backward_input(g, dy, k, dx); };
+  for (DwBackInput f : {DwBackInput(&depthwise_conv2d_backward_input_ref), dw_fast}) {
     std::vector<float> dx(18, 0.f);
     f(g, dy.data(), k.data(), dx.data());
     // Channel 0 as in the Conv2D hand test; channel 1 gets +1 at the top-left 2x2 (from
