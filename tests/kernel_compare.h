@@ -6,11 +6,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "fer/rng.h"
+#include "kernels/conv2d.h"
 #include "kernels/padding.h"
 
 namespace fer::testing {
@@ -32,6 +34,28 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
   for (size_t i = 0; i < got.size(); ++i) {
     ASSERT_NEAR(got[i], want[i], tol) << what << " at index " << i;
   }
+}
+
+// A fast backward-to-the-input convolution kernel (kernels/conv2d.h) against the reference:
+// adding into a random dx, and with accumulate = false overwriting a NaN-filled one (the
+// NaN must not leak) as if it held zeros. dx0 is drawn from rng here.
+using ConvBackwardInput = void (*)(const kernels::Conv2DGeometry&, int, const float*,
+                                   const float*, float*, bool);
+inline void expect_backward_input_matches(const kernels::Conv2DGeometry& g, int oc,
+                                          const std::vector<float>& dy,
+                                          const std::vector<float>& kernel, size_t x_size,
+                                          Rng& rng, ConvBackwardInput fast,
+                                          const std::string& what) {
+  const auto dx0 = random_values(x_size, rng);
+  auto dx_ref = dx0, dx = dx0;
+  kernels::conv2d_backward_input_ref(g, oc, dy.data(), kernel.data(), dx_ref.data());
+  fast(g, oc, dy.data(), kernel.data(), dx.data(), true);
+  expect_close(dx, dx_ref, what + " backward input");
+  std::vector<float> zero_ref(x_size, 0.f);
+  kernels::conv2d_backward_input_ref(g, oc, dy.data(), kernel.data(), zero_ref.data());
+  std::vector<float> fresh(x_size, std::numeric_limits<float>::quiet_NaN());
+  fast(g, oc, dy.data(), kernel.data(), fresh.data(), false);
+  expect_close(fresh, zero_ref, what + " backward input overwriting");
 }
 
 // One convolution shape: input [n, h, w, c], a kh x kw kernel to oc channels.

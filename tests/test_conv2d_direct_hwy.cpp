@@ -13,7 +13,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -94,17 +93,8 @@ void check_all_cases() {
       }
       if (!conv2d_direct_covers_backward_input(g)) continue;
       const auto dy = random_values(ysize, rng);
-      const auto dx0 = random_values(x.size(), rng);  // backward adds into dx
-      auto dx_ref = dx0, dx = dx0;
-      conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), dx_ref.data());
-      conv2d_backward_input_direct(g, t.oc, dy.data(), k.data(), dx.data());
-      expect_close(dx, dx_ref, what + " backward input");
-      // accumulate = false overwrites dx (NaN there must not leak) as if it held zeros
-      std::vector<float> zero_ref(x.size(), 0.f);
-      conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), zero_ref.data());
-      std::vector<float> fresh(x.size(), std::numeric_limits<float>::quiet_NaN());
-      conv2d_backward_input_direct(g, t.oc, dy.data(), k.data(), fresh.data(), false);
-      expect_close(fresh, zero_ref, what + " backward input overwriting");
+      fer::testing::expect_backward_input_matches(g, t.oc, dy, k, x.size(), rng,
+                                                  conv2d_backward_input_direct, what);
       ++backward_checked;
     }
   }

@@ -12,7 +12,6 @@
 
 #include <omp.h>
 
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -76,17 +75,8 @@ void check_all_cases() {
                               y.data());
       expect_close(y, y_ref, what + " forward");
       const auto dy = random_values(ysize, rng);
-      const auto dx0 = random_values(x.size(), rng);  // backward adds into dx
-      auto dx_ref = dx0, dx = dx0;
-      conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), dx_ref.data());
-      conv2d_backward_input_winograd(g, t.oc, dy.data(), k.data(), dx.data());
-      expect_close(dx, dx_ref, what + " backward input");
-      // accumulate = false overwrites dx (NaN there must not leak) as if it held zeros
-      std::vector<float> zero_ref(x.size(), 0.f);
-      conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), zero_ref.data());
-      std::vector<float> fresh(x.size(), std::numeric_limits<float>::quiet_NaN());
-      conv2d_backward_input_winograd(g, t.oc, dy.data(), k.data(), fresh.data(), false);
-      expect_close(fresh, zero_ref, what + " backward input overwriting");
+      fer::testing::expect_backward_input_matches(g, t.oc, dy, k, x.size(), rng,
+                                                  conv2d_backward_input_winograd, what);
     }
   }
   omp_set_num_threads(omp_get_num_procs());

@@ -239,23 +239,12 @@ TEST(Conv2D, FastMatchesReference) {
     conv2d_forward(g, t.oc, x.data(), k.data(), use_bias ? b.data() : nullptr, y.data());
     expect_close(y, y_ref, what + " forward");
 
-    // Backward from the same random dy, accumulating onto the same random start.
+    // Backward to the input from a random dy: adding into a random dx, and overwriting.
     const auto dy = random_values(ysize, rng);
-    const auto dx0 = random_values(x.size(), rng);
-    auto dx_ref = dx0, dx = dx0;
-    conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), dx_ref.data());
-    conv2d_backward_input(g, t.oc, dy.data(), k.data(), dx.data());
-    expect_close(dx, dx_ref, what + " backward input");
-    {  // accumulate = false overwrites dx (NaN there must not leak) as if it held zeros
-      std::vector<float> zero_ref(x.size(), 0.f);
-      conv2d_backward_input_ref(g, t.oc, dy.data(), k.data(), zero_ref.data());
-      std::vector<float> fresh(x.size(), std::numeric_limits<float>::quiet_NaN());
-      conv2d_backward_input(g, t.oc, dy.data(), k.data(), fresh.data(), false);
-      expect_close(fresh, zero_ref, what + " backward input overwriting");
-      std::vector<float> fresh_im2col(x.size(), std::numeric_limits<float>::quiet_NaN());
-      conv2d_backward_input_im2col(g, t.oc, dy.data(), k.data(), fresh_im2col.data(), false);
-      expect_close(fresh_im2col, zero_ref, what + " im2col backward input overwriting");
-    }
+    fer::testing::expect_backward_input_matches(g, t.oc, dy, k, x.size(), rng,
+                                                conv2d_backward_input, what);
+    fer::testing::expect_backward_input_matches(g, t.oc, dy, k, x.size(), rng,
+                                                conv2d_backward_input_im2col, what + " im2col");
 
     const auto dk0 = random_values(k.size(), rng);
     const auto db0 = random_values(b.size(), rng);
