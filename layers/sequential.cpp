@@ -62,11 +62,11 @@ Shape Sequential::build(const Shape& input, Rng& rng) {
 // its convolution reads it back from memory; one image's output (or a few) is still in
 // the core's L2 when the normalization runs. Chunks hold about 2048 output pixels (and at
 // least two per thread for balance); a batch with fewer chunks than threads runs whole.
-// Measured (fer bench --mode infer, batch 64, 2 threads, four alternating runs against the
-// build without chains): MobileNet V2 1582 -> 1649 img/s (medians), MobileNet V1 equal
-// within the noise (2166 vs 2146): here most of its 28 MB activations stay in the 32 MB
-// L3 anyway, and the BatchNorm time saved (15% -> 6% of samples) reappeared as slower
-// depthwise reads.
+// Measured (fer bench --mode infer, batch 64, 2 threads, four alternating runs, medians):
+// against the build without chains, MobileNet V2 1582 -> 1649 img/s and MobileNet V1 equal
+// within the noise (2166 vs 2146); later, with chains declined for one layer type at a
+// time, MobileNet V1 lost 6% without them on the 1x1 convs (1951 -> 1841) and 5% without
+// them on the depthwise convs (1965 -> 1865). The host's noise is of the same size.
 size_t Sequential::forward_chain(Tensor& h, size_t i) {
   if (i + 1 >= layers_.size() || h.ndim() < 2 || h.dim(0) < 2) return 0;
   auto* bn = dynamic_cast<BatchNormalization*>(layers_[i + 1].get());
