@@ -256,6 +256,8 @@ struct TapRows {
   const float* const* dy;  // per row: dy at output column ow_lo, channel 0
   int rows;
   int pixels;              // ow_hi - ow_lo
+  int channels;            // input values per pixel: C, or KW * C for fused taps
+  int64_t step;            // floats from one output column's input to the next: SW * C
 };
 
 template <int J, bool kTail, bool kChanTail>
@@ -264,7 +266,7 @@ HWY_INLINE void WeightBlock(const DirectConvWeights& q, const TapRows& t, int c0
   constexpr int R = kR<J>;
   const D d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  const int64_t step = int64_t(q.sw) * q.c;
+  const int64_t step = t.step;
   int off[R];
   HWY_UNROLL(16)
   for (int r = 0; r < R; ++r) off[r] = kChanTail ? std::min(r, count - 1) : r;
@@ -306,9 +308,14 @@ HWY_INLINE void WeightTap(const DirectConvWeights& q, const TapRows& t, int o0, 
                           const Group<kTail>& last) {
   constexpr int R = kR<J>;
   int c0 = 0;
-  for (; c0 + R <= q.c; c0 += R) WeightBlock<J, kTail, false>(q, t, c0, R, o0, dk_tap, last);
-  if (c0 < q.c) WeightBlock<J, kTail, true>(q, t, c0, q.c - c0, o0, dk_tap, last);
+  for (; c0 + R <= t.channels; c0 += R)
+    WeightBlock<J, kTail, false>(q, t, c0, R, o0, dk_tap, last);
+  if (c0 < t.channels)
+    WeightBlock<J, kTail, true>(q, t, c0, t.channels - c0, o0, dk_tap, last);
 }
+
+// Taps fused into one when KW * C is at most this (see WeightRows).
+constexpr int kFuseTapsMaxValues = 24;
 
 void WeightRows(const DirectConvWeights& q, int64_t row_begin, int64_t row_end, float* dk) {
   // Rows per chunk: their dy and input rows together about 32 KB (L1-sized).
@@ -329,21 +336,43 @@ void WeightRows(const DirectConvWeights& q, int64_t row_begin, int64_t row_end, 
         ++rows;
       }
       if (rows == 0) continue;
+      // Output columns [lo, hi) of taps kw, input pixels iw = ow * sw - pl + kw, as one
+      // TapRows over `channels` values per pixel, summed into dk rows from dk_tap on.
+      const auto sum_tap = [&](int lo, int hi, int kw, int channels, float* dk_tap) {
+        if (lo >= hi) return;
+        for (int i = 0; i < rows; ++i) {
+          tap_x[i] = row_x[i] + (int64_t(lo) * q.sw - q.pl + kw) * q.c;
+          tap_dy[i] = row_dy[i] + int64_t(lo) * q.oc;
+        }
+        const TapRows t{tap_x.data(), tap_dy.data(), rows, hi - lo, channels,
+                        int64_t(q.sw) * q.c};
+        ForEachChannelGroup(q.oc, [&](auto width, int o0, const auto& group) {
+          WeightTap<decltype(width)::value>(q, t, o0, dk_tap, group);
+        });
+      };
+      // Few input channels (MobileNet's first conv: C = 3) leave most of a channel block's
+      // accumulators idle. Where all KW taps of a column lie inside the row, they are KW
+      // consecutive input pixels -- KW * C contiguous values -- and the kernel rows
+      // (kh, 0..KW-1, c) are contiguous too: one tap of KW * C channels, [mid_lo, mid_hi).
+      int mid_lo = 0, mid_hi = 0;
+      if (q.kw > 1 && q.kw * q.c <= kFuseTapsMaxValues) {
+        mid_lo = std::min((q.pl + q.sw - 1) / q.sw, q.ow);
+        const int last = q.w - q.kw + q.pl;  // largest ow * sw allowed
+        mid_hi = last < 0 ? mid_lo : std::max(mid_lo, std::min(q.ow, last / q.sw + 1));
+        sum_tap(mid_lo, mid_hi, 0, q.kw * q.c, dk + int64_t(kh) * q.kw * q.c * q.ocp);
+      }
       for (int kw = 0; kw < q.kw; ++kw) {
         // Output columns whose input column iw = ow * sw - pl + kw is inside [0, W).
         const int first = kw - q.pl;  // iw of ow = 0
         const int ow_lo = first >= 0 ? 0 : (-first + q.sw - 1) / q.sw;
         const int ow_hi = q.w - 1 - first < 0 ? 0 : std::min(q.ow, (q.w - 1 - first) / q.sw + 1);
-        if (ow_lo >= ow_hi) continue;
-        for (int i = 0; i < rows; ++i) {
-          tap_x[i] = row_x[i] + (int64_t(ow_lo) * q.sw + first) * q.c;
-          tap_dy[i] = row_dy[i] + int64_t(ow_lo) * q.oc;
-        }
-        const TapRows t{tap_x.data(), tap_dy.data(), rows, ow_hi - ow_lo};
         float* dk_tap = dk + (int64_t(kh) * q.kw + kw) * q.c * q.ocp;
-        ForEachChannelGroup(q.oc, [&](auto width, int o0, const auto& group) {
-          WeightTap<decltype(width)::value>(q, t, o0, dk_tap, group);
-        });
+        if (mid_lo >= mid_hi) {
+          sum_tap(ow_lo, ow_hi, kw, q.c, dk_tap);
+        } else {  // the columns left and right of the fused ones
+          sum_tap(ow_lo, std::min(ow_hi, mid_lo), kw, q.c, dk_tap);
+          sum_tap(std::max(ow_lo, mid_hi), ow_hi, kw, q.c, dk_tap);
+        }
       }
     }
   }
