@@ -260,7 +260,6 @@ void conv2d_backward_weights_im2col(const Conv2DGeometry& g, int oc, const float
 // channels: now 3x faster than im2col there too (cnn3 block1_conv1, batch 64: 1.5 vs 4.4
 // ms; MobileNet's conv1 3.4-4.0 -> 1.4-1.5 ms), so it takes every k x k shape. 1x1
 // convolutions stay one plain GEMM.
-
 //
 // Winograd F(2x2, 3x3) takes the 3x3 stride-1 convolutions forward and backward to the
 // input where both channel counts are at least 8 and the batch has at least 512 output
@@ -296,10 +295,6 @@ void conv2d_forward(const Conv2DGeometry& g, int oc, const float* x, const float
 
 void conv2d_backward_input(const Conv2DGeometry& g, int oc, const float* dy,
                            const float* kernel, float* dx, bool accumulate) {
-  if (!accumulate && (g.n <= 0 || g.oh <= 0 || g.ow <= 0 || oc <= 0)) {  // nothing reaches dx
-    std::fill(dx, dx + std::max<int64_t>(0, int64_t(g.n) * g.h * g.w * g.c), 0.f);
-    return;
-  }
   if (winograd_pays(g, oc))
     return conv2d_backward_input_winograd(g, oc, dy, kernel, dx, accumulate);
   if (!is_pointwise(g) && conv2d_direct_covers_backward_input(g) &&

@@ -41,6 +41,7 @@
 #include <hwy/foreach_target.h>  // re-includes this file once per SIMD target
 
 #include <hwy/highway.h>
+#include "kernels/conv_block-inl.h"
 #include "kernels/hwy_group-inl.h"
 
 namespace fer::kernels {
@@ -82,43 +83,18 @@ namespace hn = hwy::HWY_NAMESPACE;
 using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 using simd::Group;
+using conv_block::Accumulate;
+using conv_block::kMaxJ;
 
-// Accumulator budget: AVX-512 has 32 vector registers, the others 16; a block of R x J
-// accumulators needs J more for the kernel row and one for the broadcast. The forward
-// block also keeps one input pointer per pixel (R of them) in general registers, of which
-// x86 has 16: with R = 12 three of them were reloaded from the stack on every step of the
-// inner loop, so forward blocks use at most 8 pixels (kRPixels; bench_conv2d, 1 thread,
-// cnn3 block1_conv2: forward 15.4 -> 14.4 ms, backward to the input 17.6 -> 15.0 ms).
-// The weight gradient walks one pointer per block and keeps kR.
+// Forward blocks: kernels/conv_block-inl.h (one input pointer per pixel). The weight
+// gradient walks one pointer per block, so it can keep more rows (input channels) in
+// registers: kR.
+template <int J> constexpr int kRPixels = conv_block::kRows<J>;
 #if HWY_TARGET <= HWY_AVX3
-constexpr int kMaxJ = 4;
 template <int J> constexpr int kR = J == 4 ? 6 : J == 3 ? 8 : 12;
-template <int J> constexpr int kRPixels = J == 4 ? 6 : 8;
 #else
-template <int J> constexpr int kRPixels = J == 2 ? 6 : 8;
-constexpr int kMaxJ = 2;
 template <int J> constexpr int kR = J == 2 ? 6 : 8;
 #endif
-
-// acc[r][j] += sum_{i < length} p[r][i] * k[i * ocp + j * N]: the inner loop, over one
-// contiguous run of input values per pixel and the kernel rows that multiply them.
-template <int R, int J>
-HWY_INLINE void Accumulate(V (&acc)[R][J], const float* const* p, const float* k,
-                           int64_t length, int64_t ocp) {
-  const D d;
-  const int64_t N = static_cast<int64_t>(hn::Lanes(d));
-  for (int64_t i = 0; i < length; ++i, k += ocp) {
-    V wv[J];
-    HWY_UNROLL(16)
-    for (int j = 0; j < J; ++j) wv[j] = hn::LoadU(d, k + j * N);
-    HWY_UNROLL(16)
-    for (int r = 0; r < R; ++r) {
-      const V xb = hn::Set(d, p[r][i]);
-      HWY_UNROLL(16)
-      for (int j = 0; j < J; ++j) acc[r][j] = hn::MulAdd(xb, wv[j], acc[r][j]);
-    }
-  }
-}
 
 // Output pixels [ow0, ow0 + count) of row `oh` of image n, channels [o0, o0 + J*N) of
 // which only `last` lanes of the last vector are real (N when OC is a multiple of N).

@@ -56,6 +56,7 @@
 #include <hwy/foreach_target.h>  // re-includes this file once per SIMD target
 
 #include <hwy/highway.h>
+#include "kernels/conv_block-inl.h"
 #include "kernels/hwy_group-inl.h"
 
 namespace fer::kernels {
@@ -63,6 +64,9 @@ namespace fer::kernels {
 #define FER_CONV2D_WINOGRAD_PLAN_DEFINED
 // One convolution as the Winograd kernel sees it: a 3x3, stride-1 convolution of x
 // [N, H, W, C] into y [N, OH, OW, OC] (forward, or backward to the input rewritten so).
+// Tiles per block are a multiple of this: whole register blocks of every width.
+constexpr int kBlockMultiple = 24;
+
 struct WinogradConv {
   int n, h, w, c, cp;       // input; cp: C rounded up to whole vectors (V's row length)
   int oh, ow, oc, ocp;      // output; ocp: OC rounded up (U's and M's row length)
@@ -87,15 +91,12 @@ using D = hn::ScalableTag<float>;
 using V = hn::Vec<D>;
 using simd::Group;
 
-// Register blocks as in conv2d_direct_hwy.cpp: R tiles x J vectors of output channels.
-#if HWY_TARGET <= HWY_AVX3
-constexpr int kMaxJ = 4;
-template <int J> constexpr int kR = J == 4 ? 6 : 8;
-#else
-constexpr int kMaxJ = 2;
-template <int J> constexpr int kR = J == 2 ? 6 : 8;
-#endif
-constexpr int kBlockMultiple = 24;  // a multiple of every kR
+// The products' register blocks (kernels/conv_block-inl.h): kRows tiles x J vectors of
+// output channels.
+using conv_block::kMaxJ;
+static_assert(kBlockMultiple % conv_block::kRows<1> == 0 &&
+                  kBlockMultiple % conv_block::kRows<kMaxJ> == 0,
+              "blocks must hold whole register blocks");
 
 // Tile index -> (image, tile row, tile column), stepped without divisions.
 struct TileWalker {
@@ -205,33 +206,22 @@ void TransformInput(const WinogradConv& q, int64_t t0, int count, int tiles, flo
 // ---- The 16 products: M[tile][p][o] = sum_c V[tile][p][c] * U[p][c][o] ------------------
 template <int J>
 HWY_INLINE void Multiply(const WinogradConv& q, const float* vb, float* mb, int tiles, int o0) {
-  constexpr int R = kR<J>;
+  constexpr int R = conv_block::kRows<J>;
   const D d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const int64_t C = q.c, cp = q.cp, ocp = q.ocp;
   const int64_t v_tile = 16 * cp, m_tile = 16 * ocp;  // floats from one tile to the next
   for (int p = 0; p < 16; ++p) {
-    const float* u_p = q.u + p * C * ocp + o0;
     for (int t = 0; t < tiles; t += R) {
       V acc[R][J];
+      const float* v[R];  // tile t + r's V[p] row
       HWY_UNROLL(16)
       for (int r = 0; r < R; ++r) {
+        v[r] = vb + (t + r) * v_tile + p * cp;
         HWY_UNROLL(16)
         for (int j = 0; j < J; ++j) acc[r][j] = hn::Zero(d);
       }
-      const float* v = vb + t * v_tile + p * cp;
-      const float* u = u_p;
-      for (int64_t c = 0; c < C; ++c, u += ocp) {
-        V wv[J];
-        HWY_UNROLL(16)
-        for (int j = 0; j < J; ++j) wv[j] = hn::LoadU(d, u + j * N);
-        HWY_UNROLL(16)
-        for (int r = 0; r < R; ++r) {
-          const V xb = hn::Set(d, v[r * v_tile + c]);
-          HWY_UNROLL(16)
-          for (int j = 0; j < J; ++j) acc[r][j] = hn::MulAdd(xb, wv[j], acc[r][j]);
-        }
-      }
+      conv_block::Accumulate<R, J>(acc, v, q.u + p * C * ocp + o0, C, ocp);
       float* m = mb + t * m_tile + p * ocp + o0;
       HWY_UNROLL(16)
       for (int r = 0; r < R; ++r) {
@@ -342,8 +332,6 @@ HWY_EXPORT(WinogradLanes);
 HWY_EXPORT(WinogradCompiledTarget);
 
 namespace {
-
-constexpr int kBlockMultiple = 24;  // as in the per-target code: a multiple of every R
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 

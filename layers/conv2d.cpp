@@ -68,35 +68,33 @@ Shape Conv2D::build(const Shape& input, Rng& rng) {
   return {g.oh, g.ow, filters_};
 }
 
+bool Conv2D::fits(const Tensor& x) const {
+  return x.ndim() == 4 && Shape(x.shape().begin() + 1, x.shape().end()) == input_shape_;
+}
+
+kernels::Conv2DGeometry Conv2D::geometry(int n) const {
+  return kernels::make_geometry(n, static_cast<int>(input_shape_[0]),
+                                static_cast<int>(input_shape_[1]),
+                                static_cast<int>(input_shape_[2]), kernel_size_[0],
+                                kernel_size_[1], strides_[0], strides_[1], padding_);
+}
+
 bool Conv2D::can_forward_images(const Tensor& x, int count) const {
-  if (input_shape_.empty() || x.ndim() != 4 ||
-      Shape(x.shape().begin() + 1, x.shape().end()) != input_shape_)
-    return false;
   // Winograd transforms its kernel once per call: chunks would repeat that.
-  const kernels::Conv2DGeometry g = kernels::make_geometry(
-      static_cast<int>(x.dim(0)), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)),
-      static_cast<int>(x.dim(3)), kernel_size_[0], kernel_size_[1], strides_[0], strides_[1],
-      padding_);
-  return count > 0 && !kernels::conv2d_forward_uses_winograd(g, filters_);
+  return !input_shape_.empty() && fits(x) && count > 0 &&
+         !kernels::conv2d_forward_uses_winograd(geometry(static_cast<int>(x.dim(0))), filters_);
 }
 
 void Conv2D::forward_images(const float* x, int count, float* y) const {
-  const kernels::Conv2DGeometry g = kernels::make_geometry(
-      count, static_cast<int>(input_shape_[0]), static_cast<int>(input_shape_[1]),
-      static_cast<int>(input_shape_[2]), kernel_size_[0], kernel_size_[1], strides_[0],
-      strides_[1], padding_);
-  kernels::conv2d_forward(g, filters_, x, kernel_.value.data(),
+  kernels::conv2d_forward(geometry(count), filters_, x, kernel_.value.data(),
                           use_bias_ ? bias_.value.data() : nullptr, y);
 }
 
 Tensor Conv2D::forward(const Tensor& x, bool /*training*/) {
   if (input_shape_.empty()) layer_error("forward() called before build()");
-  if (x.ndim() != 4 || Shape(x.shape().begin() + 1, x.shape().end()) != input_shape_)
+  if (!fits(x))
     layer_error("expected input ", batch_shape_str(input_shape_), ", got ", shape_str(x.shape()));
-  const kernels::Conv2DGeometry g = kernels::make_geometry(
-      static_cast<int>(x.dim(0)), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)),
-      static_cast<int>(x.dim(3)), kernel_size_[0], kernel_size_[1], strides_[0], strides_[1],
-      padding_);
+  const kernels::Conv2DGeometry g = geometry(static_cast<int>(x.dim(0)));
   const int oc = filters_;
   const Tensor& kernel = kernel_.value;
   const Tensor& bias = bias_.value;  // undefined without use_bias

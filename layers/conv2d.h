@@ -40,6 +40,11 @@ class Conv2D : public Layer {
   const Tensor& bias() const { return bias_.value; }
 
  private:
+  // Whether x is a batch of the example shape given to build(), and the kernels'
+  // geometry for n such examples.
+  bool fits(const Tensor& x) const;
+  kernels::Conv2DGeometry geometry(int n) const;
+
   int filters_;
   std::array<int, 2> kernel_size_;
   std::array<int, 2> strides_;

@@ -94,30 +94,35 @@ Shape DepthwiseConv2D::build(const Shape& input, Rng& rng) {
   return {g.oh, g.ow, int64_t(c) * m};
 }
 
+bool DepthwiseConv2D::fits(const Tensor& input) const {
+  return input.ndim() == 4 &&
+         Shape(input.shape().begin() + 1, input.shape().end()) == input_shape_;
+}
+
+kernels::Conv2DGeometry DepthwiseConv2D::geometry(int n) const {
+  return kernels::make_geometry(n, static_cast<int>(input_shape_[0]),
+                                static_cast<int>(input_shape_[1]),
+                                static_cast<int>(input_shape_[2]) * depth_multiplier_,
+                                kernel_size_[0], kernel_size_[1], strides_[0], strides_[1],
+                                padding_);
+}
+
 bool DepthwiseConv2D::can_forward_images(const Tensor& x, int count) const {
-  return !input_shape_.empty() && depth_multiplier_ == 1 && count > 0 && x.ndim() == 4 &&
-         Shape(x.shape().begin() + 1, x.shape().end()) == input_shape_;
+  return !input_shape_.empty() && depth_multiplier_ == 1 && count > 0 && fits(x);
 }
 
 void DepthwiseConv2D::forward_images(const float* x, int count, float* y) const {
-  const kernels::Conv2DGeometry g = kernels::make_geometry(
-      count, static_cast<int>(input_shape_[0]), static_cast<int>(input_shape_[1]),
-      static_cast<int>(input_shape_[2]), kernel_size_[0], kernel_size_[1], strides_[0],
-      strides_[1], padding_);
-  kernels::depthwise_conv2d_forward(g, x, kernel_.value.data(),
+  kernels::depthwise_conv2d_forward(geometry(count), x, kernel_.value.data(),
                                     use_bias_ ? bias_.value.data() : nullptr, y);
 }
 
 Tensor DepthwiseConv2D::forward(const Tensor& input, bool /*training*/) {
   if (input_shape_.empty()) layer_error("forward() called before build()");
-  if (input.ndim() != 4 || Shape(input.shape().begin() + 1, input.shape().end()) != input_shape_)
+  if (!fits(input))
     layer_error("expected input ", batch_shape_str(input_shape_), ", got ",
                 shape_str(input.shape()));
   const Tensor x = depth_multiplier_ == 1 ? input : repeat_channels(input, depth_multiplier_);
-  const kernels::Conv2DGeometry g = kernels::make_geometry(
-      static_cast<int>(x.dim(0)), static_cast<int>(x.dim(1)), static_cast<int>(x.dim(2)),
-      static_cast<int>(x.dim(3)), kernel_size_[0], kernel_size_[1], strides_[0], strides_[1],
-      padding_);
+  const kernels::Conv2DGeometry g = geometry(static_cast<int>(x.dim(0)));
   const Tensor& kernel = kernel_.value;
   const Tensor& bias = bias_.value;  // undefined without use_bias
 

@@ -42,6 +42,11 @@ class DepthwiseConv2D : public Layer {
   const Tensor& bias() const { return bias_.value; }
 
  private:
+  // Whether `input` is a batch of the example shape given to build(), and the kernels'
+  // geometry for n examples (channels after the depth multiplier's repetition).
+  bool fits(const Tensor& input) const;
+  kernels::Conv2DGeometry geometry(int n) const;
+
   std::array<int, 2> kernel_size_;
   std::array<int, 2> strides_;
   kernels::Padding padding_;
