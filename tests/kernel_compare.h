@@ -36,6 +36,21 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
   }
 }
 
+// A fast forward convolution kernel (kernels/conv2d.h) against the reference: it must
+// overwrite y (which starts at 123) everywhere. bias may be nullptr.
+using ConvForward = void (*)(const kernels::Conv2DGeometry&, int, const float*, const float*,
+                             const float*, float*);
+inline void expect_forward_matches(const kernels::Conv2DGeometry& g, int oc,
+                                   const std::vector<float>& x,
+                                   const std::vector<float>& kernel, const float* bias,
+                                   ConvForward fast, const std::string& what) {
+  const size_t ysize = size_t(g.n) * g.oh * g.ow * oc;
+  std::vector<float> y_ref(ysize), y(ysize, 123.f);
+  kernels::conv2d_forward_ref(g, oc, x.data(), kernel.data(), bias, y_ref.data());
+  fast(g, oc, x.data(), kernel.data(), bias, y.data());
+  expect_close(y, y_ref, what + " forward");
+}
+
 // A fast backward-to-the-input convolution kernel (kernels/conv2d.h) against the reference:
 // adding into a random dx, and with accumulate = false overwriting a NaN-filled one (the
 // NaN must not leak) as if it held zeros. dx0 is drawn from rng here.

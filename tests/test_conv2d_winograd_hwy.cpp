@@ -68,12 +68,8 @@ void check_all_cases() {
     const size_t ysize = size_t(t.n) * g.oh * g.ow * t.oc;
     for (int threads : {1, 2}) {
       omp_set_num_threads(threads);
-      std::vector<float> y_ref(ysize), y(ysize, 123.f);  // forward overwrites y
-      conv2d_forward_ref(g, t.oc, x.data(), k.data(), use_bias ? b.data() : nullptr,
-                         y_ref.data());
-      conv2d_forward_winograd(g, t.oc, x.data(), k.data(), use_bias ? b.data() : nullptr,
-                              y.data());
-      expect_close(y, y_ref, what + " forward");
+      fer::testing::expect_forward_matches(g, t.oc, x, k, use_bias ? b.data() : nullptr,
+                                           conv2d_forward_winograd, what);
       const auto dy = random_values(ysize, rng);
       fer::testing::expect_backward_input_matches(g, t.oc, dy, k, x.size(), rng,
                                                   conv2d_backward_input_winograd, what);

@@ -234,10 +234,8 @@ TEST(Conv2D, FastMatchesReference) {
     const auto b = random_values(t.oc, rng);
     const size_t ysize = size_t(t.n) * g.oh * g.ow * t.oc;
 
-    std::vector<float> y_ref(ysize), y(ysize, 123.f);  // forward overwrites y
-    conv2d_forward_ref(g, t.oc, x.data(), k.data(), use_bias ? b.data() : nullptr, y_ref.data());
-    conv2d_forward(g, t.oc, x.data(), k.data(), use_bias ? b.data() : nullptr, y.data());
-    expect_close(y, y_ref, what + " forward");
+    fer::testing::expect_forward_matches(g, t.oc, x, k, use_bias ? b.data() : nullptr,
+                                         conv2d_forward, what);
 
     // Backward to the input from a random dy: adding into a random dx, and overwriting.
     const auto dy = random_values(ysize, rng);
