@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_arrays.h"
 #include "bench/network_shapes.h"
 #include "fer/rng.h"
 #include "kernels/conv2d.h"
@@ -31,11 +32,8 @@ namespace {
 enum class Op { Forward, BackwardInput, BackwardWeights };
 enum class Variant { Default, Im2col, Direct, Winograd };
 
-std::vector<float> random_values(size_t n, fer::Rng& rng) {
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>(rng.uniform(-1.0, 1.0));
-  return v;
-}
+using fer::bench::Array;  // 64-byte aligned, as fer's tensors
+using fer::bench::random_values;
 
 void run(benchmark::State& state, Conv2DGeometry g, int oc, Op op, Variant variant) {
   fer::Rng rng(1);
@@ -43,7 +41,7 @@ void run(benchmark::State& state, Conv2DGeometry g, int oc, Op op, Variant varia
   const size_t xs = size_t(g.n) * g.h * g.w * g.c, ys = size_t(g.n) * g.oh * g.ow * oc;
   const auto x = random_values(xs, rng), k = random_values(taps_c * oc, rng);
   const auto dy = random_values(ys, rng);
-  std::vector<float> y(ys), dx(xs, 0.f), dk(taps_c * oc, 0.f);
+  Array y(ys), dx(xs), dk(taps_c * oc);
   for (auto _ : state) {
     switch (op) {
       case Op::Forward:

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_arrays.h"
 #include "bench/network_shapes.h"
 #include "fer/rng.h"
 #include "kernels/depthwise_conv2d.h"
@@ -34,11 +35,8 @@ namespace {
 
 enum class Op { Forward, BackwardInput, BackwardWeights };
 
-std::vector<float> random_values(size_t n, fer::Rng& rng) {
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>(rng.uniform(-1.0, 1.0));
-  return v;
-}
+using fer::bench::Array;  // 64-byte aligned, as fer's tensors
+using fer::bench::random_values;
 
 void run(benchmark::State& state, Conv2DGeometry g, Op op, bool hwy) {
   fer::Rng rng(1);
@@ -46,7 +44,7 @@ void run(benchmark::State& state, Conv2DGeometry g, Op op, bool hwy) {
   const size_t xs = size_t(batch) * g.h * g.w * g.c, ys = size_t(batch) * g.oh * g.ow * g.c;
   const auto x = random_values(xs, rng), k = random_values(taps * size_t(g.c), rng);
   const auto b = random_values(g.c, rng), dy = random_values(ys, rng);
-  std::vector<float> y(ys), dx(xs, 0.f), dk(taps * size_t(g.c), 0.f), db(g.c, 0.f);
+  Array y(ys), dx(xs), dk(taps * g.c), db(g.c);
   for (auto _ : state) {
     switch (op) {
       case Op::Forward:
@@ -85,7 +83,7 @@ void bandwidth(benchmark::State& state, int64_t bytes_per_thread) {
   // Small sets are passed over many times in one parallel region, so that starting the
   // threads (a few microseconds) does not count: about 64 MiB of traffic per iteration.
   const int64_t passes = std::max<int64_t>(1, (int64_t{64} << 20) / (8 * floats));
-  std::vector<float> x(floats, 1.f), y(floats, 0.f);
+  Array x = fer::bench::filled(floats, 1.f), y(floats);
   for (auto _ : state) {
 #pragma omp parallel num_threads(threads)
     {

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <string>
 
+#include "bench/bench_arrays.h"
 #include "fer/rng.h"
 #include "fer/tensor.h"
 #include "kernels/activation.h"
@@ -35,14 +36,8 @@ using namespace fer::kernels;
 
 namespace {
 
-// 64-byte aligned, as fer's tensors (AlignedBuffer).
-using Array = fer::AlignedBuffer;
-
-Array random_values(int64_t n, fer::Rng& rng, double lo, double hi) {
-  Array v(n);
-  for (int64_t i = 0; i < n; ++i) v.data()[i] = static_cast<float>(rng.uniform(lo, hi));
-  return v;
-}
+using fer::bench::Array;  // 64-byte aligned, as fer's tensors
+using fer::bench::random_values;
 
 enum class Variant { kRef, kHwy, kHwy1 };
 
