@@ -18,8 +18,9 @@
 // Counter GB (printed as GB=.../s): the four big arrays x, y, dy, dx counted once each per
 // step (fwd: x and y; bwd: x, dy, dx), divided by wall time. The same numerator for every
 // variant, so the rates compare like the times. The traffic is larger: the fused forward
-// reads x twice (statistics, then normalize) and writes y; the fused backward reads x, dy
-// and y twice (the sums, then dx) and reads and writes dx.
+// reads x twice (statistics, then normalize) and writes y; the fused backward reads x and
+// dy twice (the sums, then dx; its activation mask is recomputed from x, not read from y)
+// and writes dx.
 #include <benchmark/benchmark.h>
 
 #include <cstdint>
@@ -27,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_arrays.h"
 #include "fer/rng.h"
 #include "fer/tensor.h"
 #include "kernels/activation.h"
@@ -47,15 +49,8 @@ const Shape kShapes[] = {{"c48", 48, 24}, {"c24_48", 24, 48}, {"c24", 24, 96},
 enum class Op { Forward, Backward, Step };
 enum class Variant { Fused, Unfused, Loops };
 
-// A zeroed float array with the alignment of fer's tensors (64 bytes, AlignedBuffer),
-// so the kernels see the memory layout they see in training.
-using Array = fer::AlignedBuffer;
-
-Array random_values(int64_t n, fer::Rng& rng, double lo, double hi) {
-  Array v(n);
-  for (int64_t i = 0; i < n; ++i) v.data()[i] = static_cast<float>(rng.uniform(lo, hi));
-  return v;
-}
+using fer::bench::Array;  // 64-byte aligned, as fer's tensors
+using fer::bench::random_values;
 
 // Everything one BatchNorm + ReLU6 pair holds during a training step.
 struct Buffers {
@@ -93,8 +88,8 @@ void backward(Buffers& b, Variant v) {
   const int64_t n = b.rows * b.C;
   switch (v) {
     case Variant::Fused:
-      batchnorm_backward_train_fused(Act::kRelu6, b.y.data(), b.x.data(), b.dy.data(),
-                                     b.gamma.data(), b.mean.data(), b.inv_std.data(), b.rows,
+      batchnorm_backward_train_fused(Act::kRelu6, b.x.data(), b.dy.data(), b.gamma.data(),
+                                     b.beta.data(), b.mean.data(), b.inv_std.data(), b.rows,
                                      b.C, b.dx.data(), b.dgamma.data(), b.dbeta.data());
       break;
     case Variant::Unfused:

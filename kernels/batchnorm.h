@@ -125,11 +125,16 @@ void batchnorm_backward_train_fused_ref(Act act, const float* y, const float* x,
                                         const float* dy, const float* gamma, const float* mean,
                                         const float* inv_std, int64_t rows, int64_t C,
                                         float* dx, float* dgamma, float* dbeta);
+// The optimized training backward does not read y: it recomputes the activation's input
+// gamma * xhat + beta from x exactly as batchnorm_forward_train_fused computed it (hence
+// `beta`, and mean/inv_std must be that forward's), so its mask is the one the forward's y
+// gives -- and two of the seven passes over memory are saved. beta may be nullptr with
+// Act::kNone.
 // dx_accumulate false: dx is overwritten (not read), as if it held zeros -- for a
 // gradient buffer this backward pass is the first to write (Tensor::grad_to_write), which
 // then needs no zero-fill.
-void batchnorm_backward_train_fused(Act act, const float* y, const float* x, const float* dy,
-                                    const float* gamma, const float* mean,
+void batchnorm_backward_train_fused(Act act, const float* x, const float* dy,
+                                    const float* gamma, const float* beta, const float* mean,
                                     const float* inv_std, int64_t rows, int64_t C, float* dx,
                                     float* dgamma, float* dbeta, bool dx_accumulate = true);
 

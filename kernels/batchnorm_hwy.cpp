@@ -13,10 +13,11 @@
 // the memory bus:
 //   forward, training:  read x (statistics), read x + write y (normalize)
 //   forward, inference: read x + write y
-//   backward, training: read x, dy [, y] (the two sums), then read x, dy [, y] and
-//                       read+write dx
+//   backward, training: read x, dy (the two sums), then read x, dy and write dx
 //   backward, inference: one pass: read x, dy [, y], read+write dx, sums on the way
-// where [, y] is read only with a fused activation (it masks dy). The unfused pair
+// where [, y] is read only with a fused activation (it masks dy). The training backward
+// never reads y: it recomputes the activation's input from x with the forward's own
+// instructions (MaskFromX below), which saves two of seven passes over memory. The unfused pair
 // BatchNorm -> ReLU costs an extra write and read of the intermediate, plus the ReLU's
 // own gradient buffer (zeroed, written, read back).
 //
@@ -72,7 +73,7 @@ inline int64_t scratch_cap(int64_t C) {
   }
   return C / a * 16 + kPad;
 }
-// Per thread: 4 arrays of `cap` floats (block sums, replicated constants) and 4 of
+// Per thread: 5 arrays of `cap` floats (block sums, replicated constants) and 4 of
 // doubles. 64-byte aligned (cap is a multiple of 16): a vector load from a merely 16-byte
 // aligned constant array splits a cache line every time, which measurably slowed the
 // streaming loops here.
@@ -89,7 +90,7 @@ inline Scratch& thread_scratch(int64_t C) {
   thread_local Scratch s;
   const int64_t cap = scratch_cap(C);
   if (s.cap < cap) {
-    s.f = hwy::AllocateAligned<float>(4 * cap);
+    s.f = hwy::AllocateAligned<float>(5 * cap);
     s.d = hwy::AllocateAligned<double>(4 * cap);
     s.cap = cap;
   }
@@ -217,6 +218,23 @@ HWY_INLINE V MaskedDy(const Group<kTail>& g, const float* dy, const float* y, in
   }
 }
 
+// The training backward's mask without y: the activation's input v = (x - mean) * scale +
+// beta, from xd = x - mean with the very instructions of the training forward
+// (AffineSpan: MulAdd(Sub(x, center), scale, shift), scale = gamma * inv_std in float),
+// so v, and the mask, are the forward's to the bit. v > 0 (and v < 6 for ReLU6) is the
+// same test as MaskedDy's on y = act(v): NaN fails both, and ReLU6 maps v >= 6 to 6.
+template <Act A>
+HWY_INLINE V MaskFromX(D d, V dy, V xd, V scale, V beta) {
+  if constexpr (A == Act::kNone) {
+    return dy;
+  } else {
+    const V v = hn::MulAdd(xd, scale, beta);
+    M pass = hn::Gt(v, hn::Zero(d));
+    if constexpr (A == Act::kRelu6) pass = hn::And(pass, hn::Lt(v, hn::Set(d, 6.f)));
+    return hn::IfThenElseZero(pass, dy);
+  }
+}
+
 // ---- Spans: `count` rows of `width` columns (a [rows, C] block, or periods) -------------
 
 // Mean and M2 (sum of squared deviations from the mean) of every column, in double.
@@ -293,11 +311,12 @@ void AffineSpan(const float* x, const float* center, const float* scale, const f
 }
 
 // Adds sum(dz) and sum(dz * (x - mean)) per column into sdy and sdyd (double), where dz
-// is dy masked by the activation. scratch: 2 arrays of cap >= width + kPad floats.
+// is dy masked by the activation (MaskFromX: scale and beta per column, unused without
+// one). scratch: 2 arrays of cap >= width + kPad floats.
 template <Act A>
-void DySumsSpan(const float* y, const float* x, const float* dy, const float* mean,
-                int64_t width, int64_t count, double* sdy, double* sdyd, float* scratch,
-                int64_t cap) {
+void DySumsSpan(const float* x, const float* dy, const float* mean, const float* scale,
+                const float* beta, int64_t width, int64_t count, double* sdy, double* sdyd,
+                float* scratch, int64_t cap) {
   const Groups groups(width);
   float* bdy = scratch;
   float* bdyd = scratch + cap;
@@ -307,21 +326,26 @@ void DySumsSpan(const float* y, const float* x, const float* dy, const float* me
     const int64_t o = r0 * width;
     groups.each([&](const auto& g, int64_t c) {
       const V mu = g.Load(mean + c);
+      const V sc = A == Act::kNone ? mu : g.Load(scale + c);
+      const V be = A == Act::kNone ? mu : g.Load(beta + c);
       V a0 = hn::Zero(g.d), a1 = hn::Zero(g.d), b0 = hn::Zero(g.d), b1 = hn::Zero(g.d);
       int64_t r = 0;
       for (; r + 2 <= nb; r += 2) {
         const int64_t i = o + r * width + c, j = i + width;
-        const V dz0 = MaskedDy<A>(g, dy, y, i), dz1 = MaskedDy<A>(g, dy, y, j);
+        const V xd0 = hn::Sub(g.Load(x + i), mu), xd1 = hn::Sub(g.Load(x + j), mu);
+        const V dz0 = MaskFromX<A>(g.d, g.Load(dy + i), xd0, sc, be);
+        const V dz1 = MaskFromX<A>(g.d, g.Load(dy + j), xd1, sc, be);
         a0 = hn::Add(a0, dz0);
         a1 = hn::Add(a1, dz1);
-        b0 = hn::MulAdd(dz0, hn::Sub(g.Load(x + i), mu), b0);
-        b1 = hn::MulAdd(dz1, hn::Sub(g.Load(x + j), mu), b1);
+        b0 = hn::MulAdd(dz0, xd0, b0);
+        b1 = hn::MulAdd(dz1, xd1, b1);
       }
       if (r < nb) {
         const int64_t i = o + r * width + c;
-        const V dz0 = MaskedDy<A>(g, dy, y, i);
+        const V xd0 = hn::Sub(g.Load(x + i), mu);
+        const V dz0 = MaskFromX<A>(g.d, g.Load(dy + i), xd0, sc, be);
         a0 = hn::Add(a0, dz0);
-        b0 = hn::MulAdd(dz0, hn::Sub(g.Load(x + i), mu), b0);
+        b0 = hn::MulAdd(dz0, xd0, b0);
       }
       hn::StoreU(hn::Add(a0, a1), g.d, bdy + c);
       hn::StoreU(hn::Add(b0, b1), g.d, bdyd + c);
@@ -333,19 +357,21 @@ void DySumsSpan(const float* y, const float* x, const float* dy, const float* me
   }
 }
 
-// dx += k * (dz - a - (x - mean) * binv): the training-mode dx with k = gamma * inv_std,
-// a = mean(dz), binv = mean(dz * xhat) * inv_std. kAdd false: dx = ... (dx not read).
+// dx += k * (dz - a - (x - mean) * binv): the training-mode dx with k = gamma * inv_std
+// (also the forward's scale, for MaskFromX), a = mean(dz), binv = mean(dz * xhat) *
+// inv_std. kAdd false: dx = ... (dx not read).
 template <Act A, bool kAdd>
-void BackTrainSpan(const float* y, const float* x, const float* dy, const float* mean,
-                   const float* k, const float* a, const float* binv, int64_t width,
+void BackTrainSpan(const float* x, const float* dy, const float* mean, const float* k,
+                   const float* beta, const float* a, const float* binv, int64_t width,
                    int64_t count, float* dx) {
   const Groups groups(width);
   for (int64_t r = 0; r < count; ++r) {
     const int64_t o = r * width;
     groups.each([&](const auto& g, int64_t c) {
       const int64_t i = o + c;
-      const V dz = MaskedDy<A>(g, dy, y, i);
       const V xd = hn::Sub(g.Load(x + i), g.Load(mean + c));
+      const V dz = MaskFromX<A>(g.d, g.Load(dy + i), xd, g.Load(k + c),
+                                A == Act::kNone ? xd : g.Load(beta + c));
       const V t = hn::NegMulAdd(xd, g.Load(binv + c), hn::Sub(dz, g.Load(a + c)));
       if constexpr (kAdd) g.Store(hn::MulAdd(g.Load(k + c), t, g.Load(dx + i)), dx + i);
       else g.Store(hn::Mul(g.Load(k + c), t), dx + i);
@@ -394,7 +420,7 @@ void BackInferSpan(const float* y, const float* x, const float* dy, const float*
 }
 
 // ---- Rows [begin, end) of [rows, C]: whole periods, then the rows left over -----------
-// Scratch (bn_detail::Scratch, one per thread): fs holds 4 arrays of `cap` floats and ds
+// Scratch (bn_detail::Scratch, one per thread): fs holds 5 arrays of `cap` floats and ds
 // 4 of `cap` doubles, each enough for a period of any target here.
 
 // Per channel: mean and M2 of the rows, in double.
@@ -443,45 +469,51 @@ void AffineRowsT(const float* x, const float* center, const float* scale, const 
   AffineSpan<A>(xb + done, center, scale, shift, C, (end - begin) - periods * P.R, yb + done);
 }
 
-// Adds the rows' sum(dz) and sum(dz * (x - mean)) per channel into sdy and sdyd.
+// Adds the rows' sum(dz) and sum(dz * (x - mean)) per channel into sdy and sdyd; scale
+// and beta give the activation's mask (MaskFromX; unused without an activation).
 template <Act A>
-void DySumsRowsT(const float* y, const float* x, const float* dy, const float* mean, int64_t C,
-                 int64_t begin, int64_t end, double* sdy, double* sdyd, float* fs, double* ds,
-                 int64_t cap) {
+void DySumsRowsT(const float* x, const float* dy, const float* mean, const float* scale,
+                 const float* beta, int64_t C, int64_t begin, int64_t end, double* sdy,
+                 double* sdyd, float* fs, double* ds, int64_t cap) {
   const Period P(C);
   const int64_t periods = (end - begin) / P.R;
   const int64_t o = begin * C, done = periods * P.W;
-  const float* yb = A == Act::kNone ? nullptr : y + o;
   if (periods > 0) {
     float* rmean = fs + 2 * cap;  // after DySumsSpan's 2 cap of block sums
+    float* rscale = fs + 3 * cap;
+    float* rbeta = fs + 4 * cap;
     Replicate(mean, C, P.W, rmean);
+    if (A != Act::kNone) {
+      Replicate(scale, C, P.W, rscale);
+      Replicate(beta, C, P.W, rbeta);
+    }
     std::fill(ds, ds + 2 * cap, 0.0);
-    DySumsSpan<A>(yb, x + o, dy + o, rmean, P.W, periods, ds, ds + cap, fs, cap);
+    DySumsSpan<A>(x + o, dy + o, rmean, rscale, rbeta, P.W, periods, ds, ds + cap, fs, cap);
     FoldPeriod(ds, C, P.W, sdy);
     FoldPeriod(ds + cap, C, P.W, sdyd);
   }
-  DySumsSpan<A>(yb ? yb + done : nullptr, x + o + done, dy + o + done, mean, C,
+  DySumsSpan<A>(x + o + done, dy + o + done, mean, scale, beta, C,
                 (end - begin) - periods * P.R, sdy, sdyd, fs, cap);
 }
 
 template <Act A, bool kAdd>
-void BackTrainRowsT(const float* y, const float* x, const float* dy, const float* mean,
-                    const float* k, const float* a, const float* binv, int64_t C, int64_t begin,
-                    int64_t end, float* dx, float* fs, int64_t cap) {
+void BackTrainRowsT(const float* x, const float* dy, const float* mean, const float* k,
+                    const float* beta, const float* a, const float* binv, int64_t C,
+                    int64_t begin, int64_t end, float* dx, float* fs, int64_t cap) {
   const Period P(C);
   const int64_t periods = (end - begin) / P.R;
   const int64_t o = begin * C, done = periods * P.W;
-  const float* yb = A == Act::kNone ? nullptr : y + o;
   if (periods > 0) {
-    float* r[4] = {fs, fs + cap, fs + 2 * cap, fs + 3 * cap};
+    float* r[5] = {fs, fs + cap, fs + 2 * cap, fs + 3 * cap, fs + 4 * cap};
     Replicate(mean, C, P.W, r[0]);
     Replicate(k, C, P.W, r[1]);
     Replicate(a, C, P.W, r[2]);
     Replicate(binv, C, P.W, r[3]);
-    BackTrainSpan<A, kAdd>(yb, x + o, dy + o, r[0], r[1], r[2], r[3], P.W, periods, dx + o);
+    if (A != Act::kNone) Replicate(beta, C, P.W, r[4]);
+    BackTrainSpan<A, kAdd>(x + o, dy + o, r[0], r[1], r[4], r[2], r[3], P.W, periods, dx + o);
   }
-  BackTrainSpan<A, kAdd>(yb ? yb + done : nullptr, x + o + done, dy + o + done, mean, k, a, binv, C,
-                   (end - begin) - periods * P.R, dx + o + done);
+  BackTrainSpan<A, kAdd>(x + o + done, dy + o + done, mean, k, beta, a, binv, C,
+                         (end - begin) - periods * P.R, dx + o + done);
 }
 
 template <Act A, bool kSums, bool kDx>
@@ -532,44 +564,44 @@ void BnAffineRows(Act act, const float* x, const float* center, const float* sca
   }
 }
 
-void BnDySumsRows(Act act, const float* y, const float* x, const float* dy, const float* mean,
-                  int64_t C, int64_t begin, int64_t end, double* sdy, double* sdyd, float* fs,
-                  double* ds, int64_t cap) {
+void BnDySumsRows(Act act, const float* x, const float* dy, const float* mean,
+                  const float* scale, const float* beta, int64_t C, int64_t begin, int64_t end,
+                  double* sdy, double* sdyd, float* fs, double* ds, int64_t cap) {
   switch (act) {
     case Act::kNone:
-      return bn_hwy::DySumsRowsT<Act::kNone>(y, x, dy, mean, C, begin, end, sdy, sdyd, fs, ds,
-                                             cap);
+      return bn_hwy::DySumsRowsT<Act::kNone>(x, dy, mean, scale, beta, C, begin, end, sdy, sdyd,
+                                             fs, ds, cap);
     case Act::kRelu:
-      return bn_hwy::DySumsRowsT<Act::kRelu>(y, x, dy, mean, C, begin, end, sdy, sdyd, fs, ds,
-                                             cap);
+      return bn_hwy::DySumsRowsT<Act::kRelu>(x, dy, mean, scale, beta, C, begin, end, sdy, sdyd,
+                                             fs, ds, cap);
     case Act::kRelu6:
-      return bn_hwy::DySumsRowsT<Act::kRelu6>(y, x, dy, mean, C, begin, end, sdy, sdyd, fs, ds,
-                                              cap);
+      return bn_hwy::DySumsRowsT<Act::kRelu6>(x, dy, mean, scale, beta, C, begin, end, sdy,
+                                              sdyd, fs, ds, cap);
   }
 }
 
 template <bool kAdd>
-void BnBackTrainRowsT(Act act, const float* y, const float* x, const float* dy,
-                      const float* mean, const float* k, const float* a, const float* binv,
+void BnBackTrainRowsT(Act act, const float* x, const float* dy, const float* mean,
+                      const float* k, const float* beta, const float* a, const float* binv,
                       int64_t C, int64_t begin, int64_t end, float* dx, float* fs, int64_t cap) {
   switch (act) {
     case Act::kNone:
-      return bn_hwy::BackTrainRowsT<Act::kNone, kAdd>(y, x, dy, mean, k, a, binv, C, begin, end,
-                                                      dx, fs, cap);
+      return bn_hwy::BackTrainRowsT<Act::kNone, kAdd>(x, dy, mean, k, beta, a, binv, C, begin,
+                                                      end, dx, fs, cap);
     case Act::kRelu:
-      return bn_hwy::BackTrainRowsT<Act::kRelu, kAdd>(y, x, dy, mean, k, a, binv, C, begin, end,
-                                                      dx, fs, cap);
+      return bn_hwy::BackTrainRowsT<Act::kRelu, kAdd>(x, dy, mean, k, beta, a, binv, C, begin,
+                                                      end, dx, fs, cap);
     case Act::kRelu6:
-      return bn_hwy::BackTrainRowsT<Act::kRelu6, kAdd>(y, x, dy, mean, k, a, binv, C, begin,
+      return bn_hwy::BackTrainRowsT<Act::kRelu6, kAdd>(x, dy, mean, k, beta, a, binv, C, begin,
                                                        end, dx, fs, cap);
   }
 }
 
-void BnBackTrainRows(Act act, bool add, const float* y, const float* x, const float* dy,
-                     const float* mean, const float* k, const float* a, const float* binv,
+void BnBackTrainRows(Act act, bool add, const float* x, const float* dy, const float* mean,
+                     const float* k, const float* beta, const float* a, const float* binv,
                      int64_t C, int64_t begin, int64_t end, float* dx, float* fs, int64_t cap) {
-  if (add) BnBackTrainRowsT<true>(act, y, x, dy, mean, k, a, binv, C, begin, end, dx, fs, cap);
-  else BnBackTrainRowsT<false>(act, y, x, dy, mean, k, a, binv, C, begin, end, dx, fs, cap);
+  if (add) BnBackTrainRowsT<true>(act, x, dy, mean, k, beta, a, binv, C, begin, end, dx, fs, cap);
+  else BnBackTrainRowsT<false>(act, x, dy, mean, k, beta, a, binv, C, begin, end, dx, fs, cap);
 }
 
 template <Act A>
@@ -698,7 +730,8 @@ void batchnorm_forward_train_fused(Act act, const float* x, const float* gamma,
           mean[c] = static_cast<float>(m);
           var[c] = static_cast<float>(v);
           inv_std[c] = static_cast<float>(is);
-          scale[c] = static_cast<float>(gamma[c] * is);
+          // In float, as the training backward computes it again (MaskFromX).
+          scale[c] = gamma[c] * inv_std[c];
         }
       },
       // Subtracting the mean before scaling (rather than folding it into the shift) keeps
@@ -742,8 +775,8 @@ void batchnorm_forward_inference(const float* x, const float* gamma, const float
                                     C, eps, y);
 }
 
-void batchnorm_backward_train_fused(Act act, const float* y, const float* x, const float* dy,
-                                    const float* gamma, const float* mean,
+void batchnorm_backward_train_fused(Act act, const float* x, const float* dy,
+                                    const float* gamma, const float* beta, const float* mean,
                                     const float* inv_std, int64_t rows, int64_t C, float* dx,
                                     float* dgamma, float* dbeta, bool dx_accumulate) {
   if (rows <= 0 || C <= 0 || (!dx && !dgamma && !dbeta)) return;
@@ -751,6 +784,8 @@ void batchnorm_backward_train_fused(Act act, const float* y, const float* x, con
   // Per thread: [sum(dz) | sum(dz * (x - mean))], added up in thread order.
   std::vector<double> part(size_t(threads) * 2 * C, 0.0);
   std::vector<float> k(C), a(C), binv(C);
+  // The forward's scale (batchnorm_forward_train_fused), for the activation's mask.
+  for (int64_t c = 0; c < C; ++c) k[c] = gamma[c] * inv_std[c];
   const double inv_rows = 1.0 / double(rows);
   in_phases(
       threads, rows,
@@ -758,8 +793,8 @@ void batchnorm_backward_train_fused(Act act, const float* y, const float* x, con
         bn_detail::Scratch& sc = bn_detail::thread_scratch(C);
         double* mine = part.data() + size_t(t) * 2 * C;
         if (begin < end)
-          HWY_DYNAMIC_DISPATCH(BnDySumsRows)(act, y, x, dy, mean, C, begin, end, mine,
-                                             mine + C, sc.f.get(), sc.d.get(), sc.cap);
+          HWY_DYNAMIC_DISPATCH(BnDySumsRows)(act, x, dy, mean, k.data(), beta, C, begin, end,
+                                             mine, mine + C, sc.f.get(), sc.d.get(), sc.cap);
       },
       [&](int T) {
         for (int64_t c = 0; c < C; ++c) {
@@ -773,7 +808,6 @@ void batchnorm_backward_train_fused(Act act, const float* y, const float* x, con
           if (dgamma) dgamma[c] += static_cast<float>(sum_dy_xhat);
           // dx = gamma*inv_std * (dz - mean(dz) - xhat * mean(dz*xhat)); the three terms
           // are the paths through xhat, the mean and the variance.
-          k[c] = gamma[c] * inv_std[c];
           a[c] = static_cast<float>(sum_dy * inv_rows);
           binv[c] = static_cast<float>(sum_dy_xhat * inv_rows * inv_std[c]);
         }
@@ -781,17 +815,16 @@ void batchnorm_backward_train_fused(Act act, const float* y, const float* x, con
       [&](int, int, int64_t begin, int64_t end) {
         bn_detail::Scratch& sc = bn_detail::thread_scratch(C);
         if (dx && begin < end)
-          HWY_DYNAMIC_DISPATCH(BnBackTrainRows)(act, dx_accumulate, y, x, dy, mean, k.data(),
-                                                a.data(),
-                                                binv.data(), C, begin, end, dx, sc.f.get(),
-                                                sc.cap);
+          HWY_DYNAMIC_DISPATCH(BnBackTrainRows)(act, dx_accumulate, x, dy, mean, k.data(), beta,
+                                                a.data(), binv.data(), C, begin, end, dx,
+                                                sc.f.get(), sc.cap);
       });
 }
 
 void batchnorm_backward_train(const float* x, const float* dy, const float* gamma,
                               const float* mean, const float* inv_std, int64_t rows,
                               int64_t C, float* dx, float* dgamma, float* dbeta) {
-  batchnorm_backward_train_fused(Act::kNone, nullptr, x, dy, gamma, mean, inv_std, rows, C, dx,
+  batchnorm_backward_train_fused(Act::kNone, x, dy, gamma, nullptr, mean, inv_std, rows, C, dx,
                                  dgamma, dbeta);
 }
 

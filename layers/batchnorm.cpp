@@ -105,13 +105,14 @@ Tensor BatchNormalization::run(const Tensor& x, bool training, kernels::Act act)
                                             var.data(), rows, C, momentum_);
     if (record) {
       y.set_requires_grad(true);
-      // With an activation, its output y masks the gradient (kernels/batchnorm.h).
+      // With an activation, the activation's mask is recomputed from x, gamma and beta
+      // (kernels/batchnorm.h): the backward reads neither y nor anything but x and dy.
       tape.record([x, y, gamma, beta, mean, inv_std, rows, C, act]() {
         bool dx_accumulate = true;  // false: the first gradient into x, written not added
         float* dx = x.requires_grad() ? x.grad_to_write(&dx_accumulate) : nullptr;
         kernels::batchnorm_backward_train_fused(
-            act, y.data(), x.data(), y.grad(), gamma.data(), mean.data(), inv_std.data(), rows, C,
-            dx, gamma.requires_grad() ? gamma.grad() : nullptr,
+            act, x.data(), y.grad(), gamma.data(), beta.data(), mean.data(), inv_std.data(),
+            rows, C, dx, gamma.requires_grad() ? gamma.grad() : nullptr,
             beta.requires_grad() ? beta.grad() : nullptr, dx_accumulate);
       });
     }
