@@ -65,6 +65,7 @@ std::vector<FlagSpec> train_flags() {
     {"random-crop", "PX", "augment: random crop of PX pixels (centre crop at eval)"},
     {"erasing", "P", "augment: RandomErasing with probability P (a random box set to 0)"},
     {"mixup", "A", "mixup: blend pairs of examples and their labels, weight ~ Beta(A, A)"},
+    {"ema", "DECAY", "validate and save a moving average of the weights (e.g. 0.999; 0 = off)"},
     {"max-per-class", "N", "train on at most N images per class"},
     {"val-max-per-class", "N", "validate on at most N images per class"},
     {"skip-bad", "", "skip (and count) unreadable images and malformed CSV rows"},
@@ -179,6 +180,7 @@ int train(int argc, char** argv) {
   if (args.has("random-crop")) aug["random_crop"] = args.integer("random-crop", 0);
   if (args.has("erasing")) aug["erasing"] = args.number("erasing", 0);
   c.mixup = args.number("mixup", c.mixup);
+  c.ema = args.number("ema", c.ema);
   c.augment = aug;
   if (args.has("random-crop")) c.model_options["crop"] = args.integer("random-crop", 0);
 

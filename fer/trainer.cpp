@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "data/augment.h"
@@ -26,6 +27,7 @@
 #include "fer/rng.h"
 #include "layers/loss.h"
 #include "optim/clip.h"
+#include "optim/ema.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 
@@ -41,7 +43,7 @@ namespace fer {
   X(plateau_factor) X(plateau_min_lr) X(monitor) X(early_stopping) X(label_smoothing)     \
   X(class_weights) X(augment) X(max_per_class) X(val_max_per_class) X(skip_bad) X(seed)   \
   X(workers) X(quiet) X(weights) X(skip_mismatched) X(freeze_backbone) X(unfreeze_epoch)  \
-  X(backbone_lr_scale) X(mixup)
+  X(backbone_lr_scale) X(mixup) X(ema)
 
 namespace {
 void read_field(const Json& j, const char* key, std::string& v) { v = j.get(key, v.c_str()); }
@@ -302,6 +304,12 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
     FER_CHECK(resume_from->strings.count("optimizer"), "checkpoint has no optimizer state");
     optimizer->load_state(Json::parse(resume_from->strings.at("optimizer")), resume_from->tensors);
   }
+  // The weights' moving average: of every parameter, BatchNorm's statistics included.
+  std::unique_ptr<optim::WeightEma> ema;
+  if (cfg.ema > 0) {
+    ema = std::make_unique<optim::WeightEma>(params, static_cast<float>(cfg.ema));
+    if (resume_from) ema->load_state(resume_from->tensors, cfg.out + "/last.npz");
+  }
 
   TrainResult result;
   for (int epoch = st.epoch; epoch < cfg.epochs; ++epoch) {
@@ -344,6 +352,7 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       if (cfg.clip_value > 0) optim::clip_grad_value(params, static_cast<float>(cfg.clip_value));
       optimizer->step();
       optimizer->zero_grad();
+      if (ema) ema->update(st.global_step);
       ++st.global_step;
       ++step;
       FER_CHECK(std::isfinite(loss.item()), "training diverged: loss is ", loss.item(),
@@ -353,6 +362,8 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
     const double train_seconds = bar.seconds();
     const double ips = bar.images_per_second();
 
+    // With --ema, the averaged weights are validated and become best.npz.
+    std::optional<optim::EmaSwap> averaged(std::in_place, ema.get());
     const Evaluation val = evaluate(model, val_set, std::max(cfg.batch, 128), false, cfg.workers);
     const double val_acc = val.confusion.accuracy();
     const double train_loss = loss_sum / std::max<int64_t>(seen, 1);
@@ -375,6 +386,7 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       best["val_accuracy"] = val_acc;
       model.save(cfg.out + "/best.npz", {}, {{"training", best.dump()}});
     }
+    averaged.reset();  // the trained weights again
     if (cfg.plateau_patience > 0) {
       const float new_lr = plateau.on_epoch_end(static_cast<float>(monitored), static_cast<float>(lr));
       if (new_lr < lr * 0.999) {
@@ -399,7 +411,10 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
     Json training = Json::object();
     training["config"] = cfg.to_json();
     training["state"] = st.to_json();
-    model.save(cfg.out + "/last.npz", optimizer->state_tensors(),
+    std::vector<std::pair<std::string, Tensor>> state = optimizer->state_tensors();
+    if (ema)
+      for (auto& named : ema->state_tensors()) state.push_back(std::move(named));
+    model.save(cfg.out + "/last.npz", state,
                {{"training", training.dump(1)}, {"optimizer", optimizer->state_json().dump()}});
     result.epochs_run = epoch + 1;
     result.last_train_images_per_s = ips;
@@ -446,6 +461,7 @@ void TrainConfig::validate() const {
   FER_CHECK(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing must be in [0, 1), got ",
             label_smoothing);
   FER_CHECK(mixup >= 0 && std::isfinite(mixup), "--mixup must be >= 0 (0 = off), got ", mixup);
+  FER_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1) (0 = off; 0.999 is typical), got ", ema);
   FER_CHECK(expect_height >= 0 && expect_width >= 0, "--expect-size must be positive");
   FER_CHECK(!skip_mismatched || !weights.empty(), "--skip-mismatched needs --weights FILE");
   FER_CHECK(unfreeze_epoch >= 0, "--unfreeze-epoch must be >= 0, got ", unfreeze_epoch);

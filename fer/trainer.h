@@ -39,6 +39,10 @@ struct TrainConfig {
   int early_stopping = 0;                // patience in epochs; 0 = off
   double label_smoothing = 0;
   double mixup = 0;  // mixup's Beta(alpha, alpha) parameter; 0 = off
+  // Exponential moving average of the weights (optim/ema.h); 0 = off. When on,
+  // validation, best.npz and the report use the averaged weights; last.npz holds the
+  // trained weights and the averages.
+  double ema = 0;
   std::string class_weights = "none";  // none | balanced
   Json augment = Json::object();       // data::Augment fields
   int max_per_class = 0;               // train on a subset (0 = all)

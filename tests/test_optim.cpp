@@ -1,4 +1,5 @@
-// Optimizers, their update kernels, gradient clipping and learning-rate schedules.
+// Optimizers, their update kernels, gradient clipping, learning-rate schedules and the
+// weights' moving average.
 //
 // The update tests follow one weight through three steps with gradients 0.5, -1, 2 and
 // compare with values worked out by hand (the arithmetic is written next to each
@@ -23,6 +24,7 @@
 #include "kernels/optimizer_update.h"
 #include "optim/adam.h"
 #include "optim/clip.h"
+#include "optim/ema.h"
 #include "optim/optimizer.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
@@ -654,4 +656,82 @@ TEST(ReduceLROnPlateau, MinModeAndStateRoundTrip) {
   EXPECT_EQ(lr, lr_b);
   EXPECT_THROW(ReduceLROnPlateau("auto"), Error);
   EXPECT_THROW(ReduceLROnPlateau("max").load_state(a.state()), Error);  // mode differs
+}
+
+// --- moving average of the weights (optim/ema.h) ---------------------------------------
+
+TEST(WeightEma, DecayRampsUpThenHolds) {
+  Parameter p = make_param("w", {0.f});
+  WeightEma ema({&p}, 0.9f);
+  EXPECT_FLOAT_EQ(ema.decay_at(0), 0.1f);          // (1 + 0) / (10 + 0)
+  EXPECT_FLOAT_EQ(ema.decay_at(10), 11.f / 20.f);  // still below 0.9
+  EXPECT_FLOAT_EQ(ema.decay_at(80), 0.9f);         // 81 / 90 = 0.9: the cap from here on
+  EXPECT_FLOAT_EQ(ema.decay_at(1000), 0.9f);
+  EXPECT_NE(error_of([] {
+              Parameter q = make_param("q", {0.f});
+              WeightEma bad({&q}, 1.f);
+            }).find("decay"),
+            std::string::npos);
+}
+
+// Three updates worked by hand, for a trainable weight and a BatchNorm-style statistic
+// (trainable = false: averaged all the same); swap exchanges and a second swap restores.
+TEST(WeightEma, UpdatesByHandAndSwapsBothWays) {
+  Parameter w = make_param("conv/kernel", {1.f, -2.f});
+  Parameter stat = make_param("bn/moving_mean", {4.f}, /*requires_grad=*/false);
+  stat.trainable = false;
+  WeightEma ema({&w, &stat}, 0.5f);
+  // Weights move to 3 then 5 then 7 (the statistic to 0, 0, 0); decays are
+  // min(0.5, 1/10) = 0.1, min(0.5, 2/11) = 2/11, min(0.5, 3/12) = 0.25.
+  double a = 1, s = 4;
+  const double decays[] = {0.1, 2.0 / 11.0, 0.25};
+  for (int t = 0; t < 3; ++t) {
+    w.value.data()[0] = 3.f + 2.f * t;
+    stat.value.data()[0] = 0.f;
+    ema.update(t);
+    a = decays[t] * a + (1 - decays[t]) * (3 + 2 * t);
+    s = decays[t] * s;
+  }
+  // a: 0.1 * 1 + 0.9 * 3 = 2.8, 2/11 * 2.8 + 9/11 * 5 = 4.6, 0.25 * 4.6 + 0.75 * 7 = 6.4;
+  // s: 0.4, 0.0727..., 0.0181...
+  EXPECT_NEAR(a, 6.4, 1e-12);
+  ema.swap();
+  EXPECT_NEAR(w.value.data()[0], 6.4, 1e-5);
+  EXPECT_NEAR(w.value.data()[1], -2.0, 1e-6);  // a weight that never moves keeps its value
+  EXPECT_NEAR(stat.value.data()[0], s, 1e-6);
+  ema.swap();
+  EXPECT_EQ(w.value.data()[0], 7.f);
+  EXPECT_EQ(w.value.data()[1], -2.f);
+  EXPECT_EQ(stat.value.data()[0], 0.f);
+  {
+    EmaSwap guard(&ema);
+    EXPECT_NEAR(w.value.data()[0], a, 1e-5);
+  }
+  EXPECT_EQ(w.value.data()[0], 7.f);
+  EmaSwap nothing(nullptr);  // no average: no-op
+  EXPECT_EQ(w.value.data()[0], 7.f);
+}
+
+TEST(WeightEma, StateRoundTripsAndLoadErrorsNameTheArray) {
+  Parameter w = make_param("conv/kernel", {1.f, 2.f});
+  WeightEma ema({&w}, 0.9f);
+  w.value.data()[0] = 5.f;
+  ema.update(100);
+  std::map<std::string, Tensor> saved;
+  for (const auto& [key, t] : ema.state_tensors()) saved[key] = t.clone();
+  ASSERT_EQ(saved.count("optimizer/ema/conv/kernel"), 1u);
+  EXPECT_FLOAT_EQ(saved.at("optimizer/ema/conv/kernel").data()[0], 0.9f * 1.f + 0.1f * 5.f);
+
+  WeightEma fresh({&w}, 0.9f);  // starts from w = [5, 2]
+  auto misshaped = saved;
+  misshaped["optimizer/ema/conv/kernel"] = Tensor({3});
+  const std::string err = error_of([&] { fresh.load_state(misshaped, "run/last.npz"); });
+  EXPECT_TRUE(contains(err, "run/last.npz")) << err;
+  EXPECT_TRUE(contains(err, "'optimizer/ema/conv/kernel' has shape [3]")) << err;
+  EXPECT_TRUE(contains(error_of([&] { fresh.load_state({}, "run/last.npz"); }),
+                       "no weight average 'optimizer/ema/conv/kernel'"));
+  fresh.load_state(saved, "run/last.npz");
+  fresh.swap();
+  EXPECT_FLOAT_EQ(w.value.data()[0], 0.9f * 1.f + 0.1f * 5.f);
+  EXPECT_FLOAT_EQ(w.value.data()[1], 2.f);
 }

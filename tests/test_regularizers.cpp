@@ -1,10 +1,13 @@
 // RandomErasing, mixup (its Beta draws, its loss and gradient, and a training run that
-// uses it with an interrupted-and-resumed run reproducing an uninterrupted one).
+// uses it with an interrupted-and-resumed run reproducing an uninterrupted one), and
+// training with a moving average of the weights (--ema).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
 #include <sstream>
+
+#include <unistd.h>
 
 #include "command.h"
 #include "data/augment.h"
@@ -171,6 +174,50 @@ TEST(Mixup, TrainingRunWithMixupAndErasingResumesBitIdentically) {
   EXPECT_DOUBLE_EQ(config.at("augment").get("erasing", 0.0), 0.5);
   EXPECT_NE(run_fer("train " + common + " --mixup -1 --epochs 1 --out " + dir + "c").out.find("--mixup"),
             std::string::npos);
+}
+
+// --ema: validation and best.npz use the averaged weights, last.npz keeps the trained
+// weights and the averages ("optimizer/ema/..."), and a resumed run continues the average
+// bit for bit.
+TEST(Ema, TrainingRunValidatesTheAverageAndResumesBitIdentically) {
+  const std::string sample = std::string(FER_SOURCE_DIR) + "/data/sample_faces";
+  const std::string dir = std::string(FER_BINARY_DIR) + "/test_ema_" + std::to_string(getpid());
+  const std::string common = "--data " + sample + "/train --val " + sample +
+                             "/val --batch 32 --seed 5 --threads 1 --workers 1 --quiet "
+                             "--size 32 --ema 0.9";
+  testing::run_command("rm -rf " + dir + "a " + dir + "b");
+  auto r = run_fer("train " + common + " --epochs 1 --out " + dir + "a");
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run_fer("train --resume " + dir + "a --epochs 2 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run_fer("train " + common + " --epochs 2 --out " + dir + "b");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const NpzArrays x = read_npz(dir + "a/last.npz"), y = read_npz(dir + "b/last.npz");
+  ASSERT_EQ(x.tensors.size(), y.tensors.size());
+  int averages = 0;
+  for (const auto& [name, t] : x.tensors) {
+    EXPECT_EQ(t.to_vector(), y.tensors.at(name).to_vector()) << name;
+    averages += name.rfind("optimizer/ema/", 0) == 0;
+  }
+  EXPECT_GT(averages, 0);
+  EXPECT_DOUBLE_EQ(Json::parse(x.strings.at("training")).at("config").get("ema", 0.0), 0.9);
+
+  // best.npz holds the averages of its epoch, not the trained weights.
+  const NpzArrays best = read_npz(dir + "b/best.npz");
+  const int best_epoch = Json::parse(best.strings.at("training")).get("epoch", 0);
+  ASSERT_GE(best_epoch, 1);
+  int compared = 0;
+  for (const auto& [name, t] : best.tensors) {
+    if (best_epoch == 2) {  // the last epoch's: equal to last.npz's averages
+      ASSERT_EQ(y.tensors.count("optimizer/ema/" + name), 1u) << name;
+      EXPECT_EQ(t.to_vector(), y.tensors.at("optimizer/ema/" + name).to_vector()) << name;
+    }
+    compared += t.to_vector() != y.tensors.at(name).to_vector();
+  }
+  EXPECT_GT(compared, 0) << "best.npz equals the trained weights";
+  EXPECT_NE(run_fer("train " + common + " --ema 1 --epochs 1 --out " + dir + "c").out.find("--ema"),
+            std::string::npos);
+  testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c");
 }
 
 }  // namespace
