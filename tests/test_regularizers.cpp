@@ -6,6 +6,7 @@
 #include <cmath>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include <unistd.h>
 
@@ -151,54 +152,60 @@ TEST(Mixup, LossIsTheBlendAndItsGradientChecks) {
             std::string::npos);
 }
 
+// Trains 2 epochs on the sample faces with `flags` twice: once in one go (into dir + "b"),
+// once as 1 epoch then --resume to 2 (dir + "a"); expects identical last.npz files, every
+// array, and returns them (resumed, straight). `dir` is a per-process prefix.
+// The flags of those runs: the sample faces at 32 px, batch 32, one thread.
+std::string sample_run_flags() {
+  const std::string sample = std::string(FER_SOURCE_DIR) + "/data/sample_faces";
+  return "--data " + sample + "/train --val " + sample +
+         "/val --batch 32 --seed 5 --threads 1 --workers 1 --quiet --size 32 ";
+}
+
+std::pair<NpzArrays, NpzArrays> resumed_and_straight(const std::string& flags,
+                                                      const std::string& dir) {
+  const std::string common = sample_run_flags() + flags;
+  testing::run_command("rm -rf " + dir + "a " + dir + "b");
+  auto r = run_fer("train " + common + " --epochs 1 --out " + dir + "a");
+  EXPECT_EQ(r.status, 0) << r.out;
+  r = run_fer("train --resume " + dir + "a --epochs 2 --threads 1");
+  EXPECT_EQ(r.status, 0) << r.out;
+  r = run_fer("train " + common + " --epochs 2 --out " + dir + "b");
+  EXPECT_EQ(r.status, 0) << r.out;
+  NpzArrays x = read_npz(dir + "a/last.npz"), y = read_npz(dir + "b/last.npz");
+  EXPECT_EQ(x.tensors.size(), y.tensors.size());
+  for (const auto& [name, t] : x.tensors) {
+    EXPECT_EQ(y.tensors.count(name), 1u) << name;
+    if (y.tensors.count(name)) EXPECT_EQ(t.to_vector(), y.tensors.at(name).to_vector()) << name;
+  }
+  return {std::move(x), std::move(y)};
+}
+
+std::string run_dir(const std::string& name) {
+  return std::string(FER_BINARY_DIR) + "/test_" + name + "_" + std::to_string(getpid());
+}
+
 // A run with mixup and RandomErasing trains, records both settings, and resumes to the
 // same weights as a straight run (the blends are seeded by the step).
 TEST(Mixup, TrainingRunWithMixupAndErasingResumesBitIdentically) {
-  const std::string sample = std::string(FER_SOURCE_DIR) + "/data/sample_faces";
-  const std::string dir = std::string(FER_BINARY_DIR) + "/test_regularizers_";
-  const std::string common = "--data " + sample + "/train --val " + sample +
-                             "/val --batch 32 --seed 5 --threads 1 --workers 1 --quiet "
-                             "--mixup 0.4 --erasing 0.5 --size 32";
-  testing::run_command("rm -rf " + dir + "a " + dir + "b");
-  auto r = run_fer("train " + common + " --epochs 1 --out " + dir + "a");
-  ASSERT_EQ(r.status, 0) << r.out;
-  r = run_fer("train --resume " + dir + "a --epochs 2 --threads 1");
-  ASSERT_EQ(r.status, 0) << r.out;
-  r = run_fer("train " + common + " --epochs 2 --out " + dir + "b");
-  ASSERT_EQ(r.status, 0) << r.out;
-  const NpzArrays x = read_npz(dir + "a/last.npz"), y = read_npz(dir + "b/last.npz");
-  ASSERT_EQ(x.tensors.size(), y.tensors.size());
-  for (const auto& [name, t] : x.tensors) EXPECT_EQ(t.to_vector(), y.tensors.at(name).to_vector()) << name;
+  const std::string dir = run_dir("regularizers");
+  const auto [x, y] = resumed_and_straight("--mixup 0.4 --erasing 0.5", dir);
   const Json config = Json::parse(x.strings.at("training")).at("config");
   EXPECT_DOUBLE_EQ(config.get("mixup", 0.0), 0.4);
   EXPECT_DOUBLE_EQ(config.at("augment").get("erasing", 0.0), 0.5);
-  EXPECT_NE(run_fer("train " + common + " --mixup -1 --epochs 1 --out " + dir + "c").out.find("--mixup"),
+  EXPECT_NE(run_fer("train " + sample_run_flags() + "--mixup -1 --epochs 1 --out " + dir + "c").out.find("--mixup"),
             std::string::npos);
+  testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c");
 }
 
 // --ema: validation and best.npz use the averaged weights, last.npz keeps the trained
 // weights and the averages ("optimizer/ema/..."), and a resumed run continues the average
 // bit for bit.
 TEST(Ema, TrainingRunValidatesTheAverageAndResumesBitIdentically) {
-  const std::string sample = std::string(FER_SOURCE_DIR) + "/data/sample_faces";
-  const std::string dir = std::string(FER_BINARY_DIR) + "/test_ema_" + std::to_string(getpid());
-  const std::string common = "--data " + sample + "/train --val " + sample +
-                             "/val --batch 32 --seed 5 --threads 1 --workers 1 --quiet "
-                             "--size 32 --ema 0.9";
-  testing::run_command("rm -rf " + dir + "a " + dir + "b");
-  auto r = run_fer("train " + common + " --epochs 1 --out " + dir + "a");
-  ASSERT_EQ(r.status, 0) << r.out;
-  r = run_fer("train --resume " + dir + "a --epochs 2 --threads 1");
-  ASSERT_EQ(r.status, 0) << r.out;
-  r = run_fer("train " + common + " --epochs 2 --out " + dir + "b");
-  ASSERT_EQ(r.status, 0) << r.out;
-  const NpzArrays x = read_npz(dir + "a/last.npz"), y = read_npz(dir + "b/last.npz");
-  ASSERT_EQ(x.tensors.size(), y.tensors.size());
+  const std::string dir = run_dir("ema");
+  const auto [x, y] = resumed_and_straight("--ema 0.9", dir);
   int averages = 0;
-  for (const auto& [name, t] : x.tensors) {
-    EXPECT_EQ(t.to_vector(), y.tensors.at(name).to_vector()) << name;
-    averages += name.rfind("optimizer/ema/", 0) == 0;
-  }
+  for (const auto& named : x.tensors) averages += named.first.rfind("optimizer/ema/", 0) == 0;
   EXPECT_GT(averages, 0);
   EXPECT_DOUBLE_EQ(Json::parse(x.strings.at("training")).at("config").get("ema", 0.0), 0.9);
 
@@ -215,7 +222,7 @@ TEST(Ema, TrainingRunValidatesTheAverageAndResumesBitIdentically) {
     compared += t.to_vector() != y.tensors.at(name).to_vector();
   }
   EXPECT_GT(compared, 0) << "best.npz equals the trained weights";
-  EXPECT_NE(run_fer("train " + common + " --ema 1 --epochs 1 --out " + dir + "c").out.find("--ema"),
+  EXPECT_NE(run_fer("train " + sample_run_flags() + "--ema 1 --epochs 1 --out " + dir + "c").out.find("--ema"),
             std::string::npos);
   testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c");
 }
