@@ -17,9 +17,9 @@
 //   backward, inference: one pass: read x, dy [, y], read+write dx, sums on the way
 // where [, y] is read only with a fused activation (it masks dy). The training backward
 // never reads y: it recomputes the activation's input from x with the forward's own
-// instructions (MaskFromX below), which saves two of seven passes over memory. The unfused pair
-// BatchNorm -> ReLU costs an extra write and read of the intermediate, plus the ReLU's
-// own gradient buffer (zeroed, written, read back).
+// instructions (MaskFromX below), which saves two of seven passes over memory. The
+// unfused pair BatchNorm -> ReLU costs an extra write and read of the intermediate, plus
+// the ReLU's own gradient buffer (zeroed, written, read back).
 //
 // Numerics: a float sum over a whole column (up to ~150K rows in MobileNet's first layer)
 // would lose digits, and E[x^2] - E[x]^2 loses all of them when |mean| >> std. So sums run

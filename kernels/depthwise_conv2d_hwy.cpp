@@ -77,8 +77,8 @@ HWY_INLINE void PrefetchRow(const float* p, int64_t floats) {
   for (int64_t i = 0; i < floats; i += 16) hwy::Prefetch(p + i);
 }
 
-// Whether the op's input and output together outgrow the L2 caches (1 MiB per core here),
-// so that rows come from L3 or memory and PrefetchRow pays. When they fit (batch 1 and
+// Whether the op's input and output together outgrow 1 MiB (one core's L2 here, half of
+// two cores'), so that rows come from L3 or memory and PrefetchRow pays. When they fit (batch 1 and
 // the small maps) the requests are pure overhead -- about 20% of the forward's time at
 // batch 1 (perf) -- and are skipped.
 HWY_INLINE bool Streams(const Conv2DGeometry& g) {
@@ -182,7 +182,8 @@ void ForwardRowsS(const Conv2DGeometry& g, const float* x, const float* kernel,
     const int n = static_cast<int>(row / g.oh), oh = static_cast<int>(row % g.oh);
     const float* x_n = x + int64_t(n) * g.h * g.w * C;
     float* y_row = y + row * g.ow * C;
-    if (prefetch && row + 1 < row_end) {  // the input rows the next output row adds, and that row
+    // The input rows the next output row adds, and that row.
+    if (prefetch && row + 1 < row_end) {
       const int ih = (oh + 1) * S - g.pad_top + 3 - S;
       for (int i = std::max(ih, 0); i < std::min(ih + S, g.h); ++i)
         PrefetchRow(x_n + int64_t(i) * g.w * C, int64_t(g.w) * C);
@@ -329,7 +330,8 @@ void BackInputRowsS(const Conv2DGeometry& g, const float* dy, const float* kerne
     const int n = static_cast<int>(row / g.h), ih = static_cast<int>(row % g.h);
     const float* dy_n = dy + int64_t(n) * g.oh * g.ow * C;
     float* dx_row = dx + row * g.w * C;
-    if (prefetch && row + 1 < row_end) {  // the next dx row and the newest dy row it reads
+    // The next dx row and the newest dy row it reads.
+    if (prefetch && row + 1 < row_end) {
       const int t = ih + 1 + g.pad_top;
       if (t % S == 0 && t / S < g.oh)
         PrefetchRow(dy_n + int64_t(t / S) * g.ow * C, int64_t(g.ow) * C);

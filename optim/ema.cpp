@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "fer/error.h"
+#include "kernels/parallel_chunks.h"
 
 namespace fer::optim {
 
@@ -26,9 +27,12 @@ void WeightEma::update(int64_t t) {
   for (size_t i = 0; i < params_.size(); ++i) {
     const float* w = params_[i]->value.data();
     float* a = averages_[i].data();
-    const int64_t n = averages_[i].numel();
+    // Large tensors split over the threads, as the optimizer's own updates are.
+    kernels::for_each_chunk(averages_[i].numel(), int64_t{1} << 15,
+                            [w, a, d, e](int64_t begin, int64_t end) {
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) a[j] = d * a[j] + e * w[j];
+                              for (int64_t j = begin; j < end; ++j) a[j] = d * a[j] + e * w[j];
+                            });
   }
 }
 

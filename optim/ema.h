@@ -31,7 +31,6 @@ class WeightEma {
   // The averages start as copies of the parameters' current values.
   WeightEma(std::vector<Parameter*> params, float decay);
 
-  float decay() const { return decay_; }
   // The decay update t uses (the warm-up above).
   float decay_at(int64_t t) const;
   // After optimizer step number t (counting from 0 over the whole run).

@@ -193,8 +193,8 @@ TEST(Mixup, TrainingRunWithMixupAndErasingResumesBitIdentically) {
   const Json config = Json::parse(x.strings.at("training")).at("config");
   EXPECT_DOUBLE_EQ(config.get("mixup", 0.0), 0.4);
   EXPECT_DOUBLE_EQ(config.at("augment").get("erasing", 0.0), 0.5);
-  EXPECT_NE(run_fer("train " + sample_run_flags() + "--mixup -1 --epochs 1 --out " + dir + "c").out.find("--mixup"),
-            std::string::npos);
+  const auto bad = run_fer("train " + sample_run_flags() + "--mixup -1 --epochs 1 --out " + dir + "c");
+  EXPECT_NE(bad.out.find("--mixup"), std::string::npos) << bad.out;
   testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c");
 }
 
@@ -222,8 +222,8 @@ TEST(Ema, TrainingRunValidatesTheAverageAndResumesBitIdentically) {
     compared += t.to_vector() != y.tensors.at(name).to_vector();
   }
   EXPECT_GT(compared, 0) << "best.npz equals the trained weights";
-  EXPECT_NE(run_fer("train " + sample_run_flags() + "--ema 1 --epochs 1 --out " + dir + "c").out.find("--ema"),
-            std::string::npos);
+  const auto bad = run_fer("train " + sample_run_flags() + "--ema 1 --epochs 1 --out " + dir + "c");
+  EXPECT_NE(bad.out.find("--ema"), std::string::npos) << bad.out;
   testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c");
 }
 
