@@ -180,7 +180,9 @@ TEST(DepthwiseHwy, RandomShapesOnEveryTarget) {
 }
 
 // Larger images, so that the rows are split over threads (and the weight gradients go
-// through per-thread partial sums); 3 threads give uneven shares.
+// through per-thread partial sums); 3 threads give uneven shares. The last two outgrow
+// 1 MiB, where the forward runs its rows in the streaming order (row by row, all channel
+// groups of a row together) instead of group by group.
 TEST(DepthwiseHwy, ThreadedOnEveryTarget) {
   const int saved = omp_get_max_threads();
   omp_set_num_threads(3);
@@ -189,7 +191,9 @@ TEST(DepthwiseHwy, ThreadedOnEveryTarget) {
     for (const Case& s : {Case{3, 13, 13, 100, 1, Padding::Same, true},
                           Case{3, 13, 13, 100, 2, Padding::Same, true},
                           Case{2, 24, 17, 33, 2, Padding::Valid, false},
-                          Case{2, 24, 17, 33, 1, Padding::Valid, true}})
+                          Case{2, 24, 17, 33, 1, Padding::Valid, true},
+                          Case{2, 41, 40, 100, 1, Padding::Same, true},
+                          Case{3, 40, 41, 70, 2, Padding::Same, false}})
       if (!check_case(s, rng)) return;
   });
   omp_set_num_threads(saved);
