@@ -49,25 +49,6 @@ HWY_INLINE void interior_columns(const Conv2DGeometry& g, int* lo, int* hi) {
   *hi = last < 0 ? *lo : std::max(*lo, std::min(last / S + 1, g.ow));
 }
 
-// The three input rows the windows of output row `oh` read (r, rows of image x_n), whether
-// each lies inside the image (rv; an outside row reads as zeros), and the output columns
-// [lo, hi) that need no bounds check: none unless all three rows are inside.
-template <int S>
-struct WindowRows {
-  const float* r[3];
-  bool rv[3];
-  int lo = 0, hi = 0;
-  HWY_INLINE WindowRows(const Conv2DGeometry& g, const float* x_n, int oh) {
-    const int ih0 = oh * S - g.pad_top;
-    for (int kh = 0; kh < 3; ++kh) {
-      const int ih = ih0 + kh;
-      rv[kh] = ih >= 0 && ih < g.h;
-      r[kh] = x_n + (rv[kh] ? int64_t(ih) * g.w * g.c : 0);
-    }
-    if (rv[0] && rv[1] && rv[2]) interior_columns<S>(g, &lo, &hi);
-  }
-};
-
 // Asks for `floats` floats from p into the cache, one request per 64-byte line. Within a
 // row the channel groups are the outer loop, so each pass strides through memory C floats
 // at a time; with the next row's new data requested in advance, a batch too large for the
@@ -128,9 +109,14 @@ HWY_INLINE V ForwardEdge(const Conv2DGeometry& g, const Group<kTail>& grp,
   if (kl == 1 && kr == 3) return ForwardEdgeTaps<1, 3>(grp, r, k, acc, o, C);
   if (kl == 0 && kr == 2) return ForwardEdgeTaps<0, 2>(grp, r, k, acc, o, C);
   if (kl == 0 && kr == 3) return ForwardEdgeTaps<0, 3>(grp, r, k, acc, o, C);
-  for (int kh = 0; kh < 3; ++kh)
-    for (int kw = kl; kw < kr; ++kw)
-      acc = hn::MulAdd(grp.Load(r[kh] + (o + kw * C)), k[kh * 3 + kw], acc);
+  // Unrolled with the bounds as tests, so that k is indexed by constants (an index known
+  // only at run time would make the compiler keep the array in memory for the whole row).
+  HWY_UNROLL(3)
+  for (int kh = 0; kh < 3; ++kh) {
+    HWY_UNROLL(3)
+    for (int kw = 0; kw < 3; ++kw)
+      if (kw >= kl && kw < kr) acc = hn::MulAdd(grp.Load(r[kh] + (o + kw * C)), k[kh * 3 + kw], acc);
+  }
   return acc;
 }
 
@@ -299,33 +285,34 @@ HWY_INLINE void BackInputInterior(const Conv2DGeometry& g, int* lo, int* hi) {
   }
 }
 
-// kAdd false: dx is overwritten, never read (a gradient buffer nobody wrote yet), and a
-// row no window reached gets zeros.
+// One dx row (n, ih) for one group of channels: dy_n is image n of dy and dx_row the row,
+// both offset to the group; k the group's kernel vectors. kAdd false: dx is overwritten,
+// never read (a gradient buffer nobody wrote yet), and a row no window reached gets zeros.
 template <int S, bool kAdd, bool kTail>
-HWY_INLINE void BackInputGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
-                               const float* dy_n, const float* kernel, float* dx_row, int ih,
-                               int lo, int hi) {
+HWY_INLINE void BackInputRow(const Conv2DGeometry& g, const Group<kTail>& grp,
+                             const float* dy_n, const float* zeros, const V* k, float* dx_row,
+                             int ih, int lo, int hi) {
   const auto start = [&](const float* out) { return kAdd ? grp.Load(out) : hn::Zero(grp.d); };
   const int64_t C = g.c;
+  // The dy rows whose kernel row kh lands on this row. With stride 2, half the kernel rows
+  // land between output rows (rv false: skipped for the whole row); with stride 1 the only
+  // missing rows are those past the edges, read as the row of zeros, so that every row
+  // takes the unchecked interior loop.
   const float* r[3];
   bool rv[3];
+  bool any = false;
   for (int kh = 0; kh < 3; ++kh) {
     const int t = ih + g.pad_top - kh;
     rv[kh] = t >= 0 && t % S == 0 && t / S < g.oh;
-    r[kh] = dy_n + (rv[kh] ? int64_t(t / S) * g.ow * C : 0);
+    any = any || rv[kh];
+    r[kh] = rv[kh] ? dy_n + int64_t(t / S) * g.ow * C : zeros;
+    if (S == 1) rv[kh] = true;
   }
-  if (!rv[0] && !rv[1] && !rv[2]) {  // no window reached this input row
+  if (!any) {  // no window reached this input row
     if (!kAdd)
       for (int iw = 0; iw < g.w; ++iw) grp.Store(hn::Zero(grp.d), dx_row + iw * C);
     return;
   }
-  V k[9];
-  HWY_UNROLL(9)
-  for (int i = 0; i < 9; ++i) k[i] = grp.Load(kernel + i * C);
-
-  // Interior columns [lo, hi) (see BackInputInterior); with stride 1 only if every kernel
-  // row meets an existing output row.
-  if (S == 1 && !(rv[0] && rv[1] && rv[2])) lo = hi = g.w;
   for (int iw = 0; iw < lo; ++iw) {
     float* out = dx_row + iw * C;
     grp.Store(BackInputChecked<S>(g, grp, r, rv, k, start(out), iw), out);
@@ -373,9 +360,28 @@ HWY_INLINE void BackInputGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
   }
 }
 
+// dx rows [row_begin, row_end) of the flattened (n, ih) rows for the channel group at c,
+// with the group's kernel vectors loaded once.
+template <int S, bool kAdd, bool kTail>
+HWY_INLINE void BackInputGroupRows(const Conv2DGeometry& g, const Group<kTail>& grp,
+                                   const float* dy, const float* kernel, const float* zeros,
+                                   float* dx, int64_t c, int64_t row_begin, int64_t row_end,
+                                   int lo, int hi) {
+  const int64_t C = g.c;
+  V k[9];
+  HWY_UNROLL(9)
+  for (int i = 0; i < 9; ++i) k[i] = grp.Load(kernel + c + i * C);
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int n = static_cast<int>(row / g.h), ih = static_cast<int>(row % g.h);
+    BackInputRow<S, kAdd>(g, grp, dy + int64_t(n) * g.oh * g.ow * C + c, zeros, k,
+                          dx + row * g.w * C + c, ih, lo, hi);
+  }
+}
+
+// Rows [row_begin, row_end), in the forward's two orders (ForwardRowsS).
 template <int S, bool kAdd>
-void BackInputRowsS(const Conv2DGeometry& g, const float* dy, const float* kernel, float* dx,
-                    int64_t row_begin, int64_t row_end) {
+void BackInputRowsS(const Conv2DGeometry& g, const float* dy, const float* kernel,
+                    const float* zeros, float* dx, int64_t row_begin, int64_t row_end) {
   const D d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const int64_t C = g.c;
@@ -384,53 +390,102 @@ void BackInputRowsS(const Conv2DGeometry& g, const float* dy, const float* kerne
   int lo, hi;
   BackInputInterior<S>(g, &lo, &hi);
   const bool prefetch = Streams(g);
+  if (!prefetch && g.w <= 12) {
+    int64_t c = 0;
+    for (; c + N <= C; c += N)
+      BackInputGroupRows<S, kAdd>(g, full, dy, kernel, zeros, dx, c, row_begin, row_end, lo, hi);
+    if (c < C)
+      BackInputGroupRows<S, kAdd>(g, tail, dy, kernel, zeros, dx, c, row_begin, row_end, lo, hi);
+    return;
+  }
   for (int64_t row = row_begin; row < row_end; ++row) {
-    const int n = static_cast<int>(row / g.h), ih = static_cast<int>(row % g.h);
-    const float* dy_n = dy + int64_t(n) * g.oh * g.ow * C;
-    float* dx_row = dx + row * g.w * C;
     // The next dx row and the newest dy row it reads.
     if (prefetch && row + 1 < row_end) {
+      const int n = static_cast<int>(row / g.h), ih = static_cast<int>(row % g.h);
       const int t = ih + 1 + g.pad_top;
       if (t % S == 0 && t / S < g.oh)
-        PrefetchRow(dy_n + int64_t(t / S) * g.ow * C, int64_t(g.ow) * C);
-      PrefetchRow(dx_row + g.w * C, int64_t(g.w) * C);
+        PrefetchRow(dy + (int64_t(n) * g.oh + t / S) * g.ow * C, int64_t(g.ow) * C);
+      PrefetchRow(dx + (row + 1) * g.w * C, int64_t(g.w) * C);
     }
     int64_t c = 0;
     for (; c + N <= C; c += N)
-      BackInputGroup<S, kAdd>(g, full, dy_n + c, kernel + c, dx_row + c, ih, lo, hi);
-    if (c < C) BackInputGroup<S, kAdd>(g, tail, dy_n + c, kernel + c, dx_row + c, ih, lo, hi);
+      BackInputGroupRows<S, kAdd>(g, full, dy, kernel, zeros, dx, c, row, row + 1, lo, hi);
+    if (c < C)
+      BackInputGroupRows<S, kAdd>(g, tail, dy, kernel, zeros, dx, c, row, row + 1, lo, hi);
   }
 }
 
 // ---- Backward to the weights --------------------------------------------------------
+// The forward's taps again, each one accumulating x * dy instead of x * k: padding rows
+// read the row of zeros (adding nothing), edge columns have compile-time taps.
 
-// One output row for one group of channels: dk[i] and db accumulate in registers over the
-// row and are then added to the thread's partial sums `dk_part` (9 groups C apart) and
-// `db_part` (either may be nullptr).
+// dk for one edge column whose window covers only the kernel columns [KL, KH).
+template <int KL, int KH, bool kTail>
+HWY_INLINE void BackWeightsEdgeTaps(const Group<kTail>& grp, const float* const* r, V dv,
+                                    V* dk, int64_t o, int64_t C) {
+  HWY_UNROLL(3)
+  for (int kh = 0; kh < 3; ++kh) {
+    HWY_UNROLL(3)
+    for (int kw = KL; kw < KH; ++kw)
+      dk[kh * 3 + kw] = hn::MulAdd(grp.Load(r[kh] + (o + kw * C)), dv, dk[kh * 3 + kw]);
+  }
+}
+
 template <int S, bool kTail>
-HWY_INLINE void BackWeightsGroup(const Conv2DGeometry& g, const Group<kTail>& grp,
-                                 const float* x_n, const float* dy_row, float* dk_part,
-                                 float* db_part, int oh) {
+HWY_INLINE void BackWeightsEdge(const Conv2DGeometry& g, const Group<kTail>& grp,
+                                const float* const* r, V dv, V* dk, int ow) {
+  const int64_t C = g.c;
+  const int iw0 = ow * S - g.pad_left;
+  const int kl = std::max(0, -iw0), kr = std::min(3, g.w - iw0);
+  const int64_t o = int64_t(iw0) * C;
+  if (kl == 1 && kr == 3) return BackWeightsEdgeTaps<1, 3>(grp, r, dv, dk, o, C);
+  if (kl == 0 && kr == 2) return BackWeightsEdgeTaps<0, 2>(grp, r, dv, dk, o, C);
+  if (kl == 0 && kr == 3) return BackWeightsEdgeTaps<0, 3>(grp, r, dv, dk, o, C);
+  HWY_UNROLL(3)
+  for (int kh = 0; kh < 3; ++kh) {  // constant indexes into dk, as in ForwardEdge
+    HWY_UNROLL(3)
+    for (int kw = 0; kw < 3; ++kw)
+      if (kw >= kl && kw < kr)
+        dk[kh * 3 + kw] = hn::MulAdd(grp.Load(r[kh] + (o + kw * C)), dv, dk[kh * 3 + kw]);
+  }
+}
+
+// Output rows [row_begin, row_end) for the channel group at c: dk[i] and db accumulate in
+// registers over all the rows and are then added to the thread's partial sums `dk_part`
+// (9 groups C apart) and `db_part` (either may be nullptr).
+template <int S, bool kTail>
+HWY_INLINE void BackWeightsGroupRows(const Conv2DGeometry& g, const Group<kTail>& grp,
+                                     const float* x, const float* dy, const float* zeros,
+                                     float* dk_part, float* db_part, int64_t c,
+                                     int64_t row_begin, int64_t row_end, int lo, int hi) {
   const int64_t C = g.c;
   V db = hn::Zero(grp.d);
   if (!dk_part) {
-    for (int ow = 0; ow < g.ow; ++ow) db = hn::Add(db, grp.Load(dy_row + ow * C));
-    grp.Store(hn::Add(grp.Load(db_part), db), db_part);
+    for (int64_t row = row_begin; row < row_end; ++row) {
+      const float* dy_row = dy + row * g.ow * C + c;
+      for (int ow = 0; ow < g.ow; ++ow) db = hn::Add(db, grp.Load(dy_row + ow * C));
+    }
+    grp.Store(hn::Add(grp.Load(db_part + c), db), db_part + c);
     return;
   }
   V dk[9];
   HWY_UNROLL(9)
   for (int i = 0; i < 9; ++i) dk[i] = hn::Zero(grp.d);
-  const WindowRows<S> rows(g, x_n, oh);
-  const float* const* r = rows.r;
-  const bool* rv = rows.rv;
-  const int lo = rows.lo, hi = rows.hi;
-  for (int ow = 0; ow < g.ow; ++ow) {
-    const V dv = grp.Load(dy_row + ow * C);
-    db = hn::Add(db, dv);
-    const int iw0 = ow * S - g.pad_left;
-    if (ow >= lo && ow < hi) {  // interior: no checks
-      const int64_t o = int64_t(iw0) * C;
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const int n = static_cast<int>(row / g.oh), oh = static_cast<int>(row % g.oh);
+    const float* r[3];
+    WindowRowPointers<S>(g, x + int64_t(n) * g.h * g.w * C, zeros, oh, r);
+    for (auto& p : r) p += c;
+    const float* dy_row = dy + row * g.ow * C + c;
+    for (int ow = 0; ow < lo; ++ow) {
+      const V dv = grp.Load(dy_row + ow * C);
+      db = hn::Add(db, dv);
+      BackWeightsEdge<S>(g, grp, r, dv, dk, ow);
+    }
+    for (int ow = lo; ow < hi; ++ow) {  // interior: no checks
+      const V dv = grp.Load(dy_row + ow * C);
+      db = hn::Add(db, dv);
+      const int64_t o = int64_t(ow * S - g.pad_left) * C;
       HWY_UNROLL(3)
       for (int kh = 0; kh < 3; ++kh) {
         const float* p = r[kh] + o;
@@ -438,53 +493,59 @@ HWY_INLINE void BackWeightsGroup(const Conv2DGeometry& g, const Group<kTail>& gr
         dk[kh * 3 + 1] = hn::MulAdd(grp.Load(p + C), dv, dk[kh * 3 + 1]);
         dk[kh * 3 + 2] = hn::MulAdd(grp.Load(p + 2 * C), dv, dk[kh * 3 + 2]);
       }
-      continue;
     }
-    HWY_UNROLL(3)
-    for (int kh = 0; kh < 3; ++kh) {
-      if (!rv[kh]) continue;
-      HWY_UNROLL(3)
-      for (int kw = 0; kw < 3; ++kw) {
-        const int iw = iw0 + kw;
-        if (iw < 0 || iw >= g.w) continue;
-        dk[kh * 3 + kw] = hn::MulAdd(grp.Load(r[kh] + int64_t(iw) * C), dv, dk[kh * 3 + kw]);
-      }
+    for (int ow = std::max(lo, hi); ow < g.ow; ++ow) {
+      const V dv = grp.Load(dy_row + ow * C);
+      db = hn::Add(db, dv);
+      BackWeightsEdge<S>(g, grp, r, dv, dk, ow);
     }
   }
   HWY_UNROLL(9)
   for (int i = 0; i < 9; ++i) {
-    float* p = dk_part + i * C;
+    float* p = dk_part + c + i * C;
     grp.Store(hn::Add(grp.Load(p), dk[i]), p);
   }
-  if (db_part) grp.Store(hn::Add(grp.Load(db_part), db), db_part);
+  if (db_part) grp.Store(hn::Add(grp.Load(db_part + c), db), db_part + c);
 }
 
+// Rows [row_begin, row_end), in the forward's two orders (ForwardRowsS); group by group
+// also adds each group's sums to the partials once per call instead of once per row.
 template <int S>
-void BackWeightsRowsS(const Conv2DGeometry& g, const float* x, const float* dy, float* dk_part,
-                      float* db_part, int64_t row_begin, int64_t row_end) {
+void BackWeightsRowsS(const Conv2DGeometry& g, const float* x, const float* dy,
+                      const float* zeros, float* dk_part, float* db_part, int64_t row_begin,
+                      int64_t row_end) {
   const D d;
   const int64_t N = static_cast<int64_t>(hn::Lanes(d));
   const int64_t C = g.c;
   const Group<false> full{d, hn::FirstN(d, static_cast<size_t>(N)), static_cast<size_t>(N)};
   const Group<true> tail{d, hn::FirstN(d, static_cast<size_t>(C % N)), static_cast<size_t>(C % N)};
+  int lo, hi;
+  interior_columns<S>(g, &lo, &hi);
   const bool prefetch = Streams(g);
+  if (!prefetch && g.ow <= 12) {
+    int64_t c = 0;
+    for (; c + N <= C; c += N)
+      BackWeightsGroupRows<S>(g, full, x, dy, zeros, dk_part, db_part, c, row_begin, row_end,
+                              lo, hi);
+    if (c < C)
+      BackWeightsGroupRows<S>(g, tail, x, dy, zeros, dk_part, db_part, c, row_begin, row_end,
+                              lo, hi);
+    return;
+  }
   for (int64_t row = row_begin; row < row_end; ++row) {
-    const int n = static_cast<int>(row / g.oh), oh = static_cast<int>(row % g.oh);
-    const float* x_n = x + int64_t(n) * g.h * g.w * C;
-    const float* dy_row = dy + row * g.ow * C;
     if (prefetch && row + 1 < row_end) {  // as in ForwardRowsS
+      const int n = static_cast<int>(row / g.oh), oh = static_cast<int>(row % g.oh);
+      const float* x_n = x + int64_t(n) * g.h * g.w * C;
       const int ih = (oh + 1) * S - g.pad_top + 3 - S;
       for (int i = std::max(ih, 0); i < std::min(ih + S, g.h); ++i)
         PrefetchRow(x_n + int64_t(i) * g.w * C, int64_t(g.w) * C);
-      PrefetchRow(dy_row + g.ow * C, int64_t(g.ow) * C);
+      PrefetchRow(dy + (row + 1) * g.ow * C, int64_t(g.ow) * C);
     }
     int64_t c = 0;
     for (; c + N <= C; c += N)
-      BackWeightsGroup<S>(g, full, x_n + c, dy_row + c, dk_part ? dk_part + c : nullptr,
-                          db_part ? db_part + c : nullptr, oh);
+      BackWeightsGroupRows<S>(g, full, x, dy, zeros, dk_part, db_part, c, row, row + 1, lo, hi);
     if (c < C)
-      BackWeightsGroup<S>(g, tail, x_n + c, dy_row + c, dk_part ? dk_part + c : nullptr,
-                          db_part ? db_part + c : nullptr, oh);
+      BackWeightsGroupRows<S>(g, tail, x, dy, zeros, dk_part, db_part, c, row, row + 1, lo, hi);
   }
 }
 
@@ -500,22 +561,22 @@ void DwForwardRows(const Conv2DGeometry& g, const float* x, const float* kernel,
     dw_hwy::ForwardRowsS<2>(g, x, kernel, bias, zeros, y, row_begin, row_end);
 }
 void DwBackInputRows(const Conv2DGeometry& g, bool add, const float* dy, const float* kernel,
-                     float* dx,
-                     int64_t row_begin, int64_t row_end) {
+                     const float* zeros, float* dx, int64_t row_begin, int64_t row_end) {
   if (g.stride_h == 1) {
-    if (add) dw_hwy::BackInputRowsS<1, true>(g, dy, kernel, dx, row_begin, row_end);
-    else dw_hwy::BackInputRowsS<1, false>(g, dy, kernel, dx, row_begin, row_end);
+    if (add) dw_hwy::BackInputRowsS<1, true>(g, dy, kernel, zeros, dx, row_begin, row_end);
+    else dw_hwy::BackInputRowsS<1, false>(g, dy, kernel, zeros, dx, row_begin, row_end);
   } else {
-    if (add) dw_hwy::BackInputRowsS<2, true>(g, dy, kernel, dx, row_begin, row_end);
-    else dw_hwy::BackInputRowsS<2, false>(g, dy, kernel, dx, row_begin, row_end);
+    if (add) dw_hwy::BackInputRowsS<2, true>(g, dy, kernel, zeros, dx, row_begin, row_end);
+    else dw_hwy::BackInputRowsS<2, false>(g, dy, kernel, zeros, dx, row_begin, row_end);
   }
 }
-void DwBackWeightsRows(const Conv2DGeometry& g, const float* x, const float* dy, float* dk_part,
-                       float* db_part, int64_t row_begin, int64_t row_end) {
+void DwBackWeightsRows(const Conv2DGeometry& g, const float* x, const float* dy,
+                       const float* zeros, float* dk_part, float* db_part, int64_t row_begin,
+                       int64_t row_end) {
   if (g.stride_h == 1)
-    dw_hwy::BackWeightsRowsS<1>(g, x, dy, dk_part, db_part, row_begin, row_end);
+    dw_hwy::BackWeightsRowsS<1>(g, x, dy, zeros, dk_part, db_part, row_begin, row_end);
   else
-    dw_hwy::BackWeightsRowsS<2>(g, x, dy, dk_part, db_part, row_begin, row_end);
+    dw_hwy::BackWeightsRowsS<2>(g, x, dy, zeros, dk_part, db_part, row_begin, row_end);
 }
 int64_t DwCompiledTarget() { return HWY_TARGET; }
 
@@ -552,9 +613,8 @@ int thread_count(int64_t rows, int64_t floats_per_row) {
 // then reused, so steady-state steps allocate nothing.
 const float* zero_row(int64_t floats) {
   static thread_local std::vector<float> zeros;
-  if (static_cast<int64_t>(zeros.size()) < floats + 48) zeros.assign(static_cast<size_t>(floats + 48), 0.f);
-  const uintptr_t p = reinterpret_cast<uintptr_t>(zeros.data() + 16);
-  return reinterpret_cast<const float*>((p + 63) & ~uintptr_t{63});
+  if (static_cast<int64_t>(zeros.size()) < floats) zeros.assign(static_cast<size_t>(floats), 0.f);
+  return zeros.data();
 }
 
 // Contiguous share t of T of [0, rows).
@@ -595,13 +655,18 @@ void depthwise_conv2d_backward_input(const Conv2DGeometry& g, const float* dy,
   }
   if (!hwy_covers(g)) return depthwise_conv2d_backward_input_loops(g, dy, kernel, dx);
   if (rows <= 0 || g.w <= 0 || g.c <= 0 || g.oh <= 0 || g.ow <= 0) return;
+  const float* zeros = zero_row(int64_t(g.ow) * g.c);
   const int threads = thread_count(rows, int64_t(g.w) * g.c);
+  if (threads == 1) {
+    HWY_DYNAMIC_DISPATCH(DwBackInputRows)(g, accumulate, dy, kernel, zeros, dx, 0, rows);
+    return;
+  }
 #pragma omp parallel num_threads(threads)
   {
     int64_t begin, end;
     share(rows, omp_get_thread_num(), omp_get_num_threads(), &begin, &end);
     if (begin < end)
-      HWY_DYNAMIC_DISPATCH(DwBackInputRows)(g, accumulate, dy, kernel, dx, begin, end);
+      HWY_DYNAMIC_DISPATCH(DwBackInputRows)(g, accumulate, dy, kernel, zeros, dx, begin, end);
   }
 }
 
@@ -612,9 +677,10 @@ void depthwise_conv2d_backward_weights(const Conv2DGeometry& g, const float* x,
   const int64_t rows = int64_t(g.n) * g.oh;
   if (rows <= 0 || g.ow <= 0 || g.c <= 0) return;
   const int64_t C = g.c;
+  const float* zeros = zero_row(int64_t(g.w) * C);
   const int threads = thread_count(rows, int64_t(g.ow) * C);
   if (threads == 1) {  // straight into the caller's sums
-    HWY_DYNAMIC_DISPATCH(DwBackWeightsRows)(g, x, dy, dkernel, dbias, 0, rows);
+    HWY_DYNAMIC_DISPATCH(DwBackWeightsRows)(g, x, dy, zeros, dkernel, dbias, 0, rows);
     return;
   }
   // Every row adds into the same 10 C sums, so each thread has its own [kernel | bias]
@@ -628,7 +694,7 @@ void depthwise_conv2d_backward_weights(const Conv2DGeometry& g, const float* x,
     share(rows, t, omp_get_num_threads(), &begin, &end);
     float* mine = partial.data() + t * stride;
     if (begin < end)
-      HWY_DYNAMIC_DISPATCH(DwBackWeightsRows)(g, x, dy, dkernel ? mine : nullptr,
+      HWY_DYNAMIC_DISPATCH(DwBackWeightsRows)(g, x, dy, zeros, dkernel ? mine : nullptr,
                                               dbias ? mine + 9 * C : nullptr, begin, end);
   }
   for (int t = 0; t < threads; ++t) {
