@@ -66,6 +66,10 @@ std::vector<FlagSpec> train_flags() {
     {"erasing", "P", "augment: RandomErasing with probability P (a random box set to 0)"},
     {"mixup", "A", "mixup: blend pairs of examples and their labels, weight ~ Beta(A, A)"},
     {"ema", "DECAY", "validate and save a moving average of the weights (e.g. 0.999; 0 = off)"},
+    {"teacher", "FILE", "distill from this model's probabilities (repeat to average several)"},
+    {"distill", "A", "with --teacher: target = (1-A) * label + A * teachers (default 0.5)"},
+    {"teacher-temperature", "T", "with --teacher: soften its probabilities, p^(1/T) (default 1)"},
+    {"teacher-tta", "MODE", "with --teacher: none | flip (default) | tencrop views per image"},
     {"max-per-class", "N", "train on at most N images per class"},
     {"val-max-per-class", "N", "validate on at most N images per class"},
     {"skip-bad", "", "skip (and count) unreadable images and malformed CSV rows"},
@@ -181,6 +185,13 @@ int train(int argc, char** argv) {
   if (args.has("erasing")) aug["erasing"] = args.number("erasing", 0);
   c.mixup = args.number("mixup", c.mixup);
   c.ema = args.number("ema", c.ema);
+  c.teachers = args.all("teacher");
+  c.distill = args.number("distill", c.distill);
+  c.teacher_tta = args.str("teacher-tta", c.teacher_tta);
+  c.teacher_temperature = args.number("teacher-temperature", c.teacher_temperature);
+  FER_CHECK(!c.teachers.empty() || (!args.has("distill") && !args.has("teacher-tta") &&
+                                    !args.has("teacher-temperature")),
+            "fer train: --distill, --teacher-tta and --teacher-temperature go with --teacher FILE");
   c.augment = aug;
   if (args.has("random-crop")) c.model_options["crop"] = args.integer("random-crop", 0);
 

@@ -19,6 +19,7 @@
 #include "fer/architectures.h"
 #include "fer/autograd.h"
 #include "fer/error.h"
+#include "data/tta.h"
 #include "fer/evaluate.h"
 #include "fer/model.h"
 #include "fer/npz.h"
@@ -43,7 +44,7 @@ namespace fer {
   X(plateau_factor) X(plateau_min_lr) X(monitor) X(early_stopping) X(label_smoothing)     \
   X(class_weights) X(augment) X(max_per_class) X(val_max_per_class) X(skip_bad) X(seed)   \
   X(workers) X(quiet) X(weights) X(skip_mismatched) X(freeze_backbone) X(unfreeze_epoch)  \
-  X(backbone_lr_scale) X(mixup) X(ema)
+  X(backbone_lr_scale) X(mixup) X(ema) X(teachers) X(distill) X(teacher_temperature) X(teacher_tta)
 
 namespace {
 void read_field(const Json& j, const char* key, std::string& v) { v = j.get(key, v.c_str()); }
@@ -54,7 +55,13 @@ void read_field(const Json& j, const char* key, bool& v) { v = j.get(key, v); }
 void read_field(const Json& j, const char* key, uint64_t& v) {
   v = static_cast<uint64_t>(j.get(key, static_cast<int64_t>(v)));
 }
+void read_field(const Json& j, const char* key, std::vector<std::string>& v) {
+  if (!j.contains(key)) return;
+  v.clear();
+  for (const Json& s : j.at(key).as_array()) v.push_back(s.as_string());
+}
 Json to_json_value(const std::string& v) { return Json(v); }
+Json to_json_value(const std::vector<std::string>& v) { return Json::array_of(v); }
 Json to_json_value(const Json& v) { return v; }
 Json to_json_value(int v) { return Json(v); }
 Json to_json_value(double v) { return Json(v); }
@@ -238,6 +245,63 @@ float mixup_batch(data::Batch& batch, double alpha, uint64_t seed, int64_t step,
   return lambda;
 }
 
+// Knowledge distillation's soft labels: the teachers' class probabilities for every
+// example of train_set (N*K, row i = example i), averaged over the teachers. Computed once
+// per run, in inference mode on the un-augmented images ("offline" distillation: the
+// student trains on augmented views, the teachers' opinion is of the whole face). A
+// teacher that wants other channels (gray vs RGB) reads its own copy of the data, which
+// must hold the same examples in the same order.
+std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& student,
+                                         const data::Dataset& train_set) {
+  if (cfg.teachers.empty()) return {};
+  const int64_t N = static_cast<int64_t>(train_set.size());
+  const int64_t K = static_cast<int64_t>(student.classes().size());
+  const int student_channels = data::Preprocess::from_json(student.preprocess()).channels;
+  std::vector<float> average(N * K, 0.f);
+  const float share = 1.f / static_cast<float>(cfg.teachers.size());
+  for (const std::string& path : cfg.teachers) {
+    Model teacher = Model::load(path);
+    FER_CHECK(teacher.classes() == student.classes(), "--teacher ", path,
+              ": its classes differ from the model's");
+    data::Dataset own;
+    const data::Dataset* data = &train_set;
+    if (data::Preprocess::from_json(teacher.preprocess()).channels != student_channels) {
+      own = load_dataset_for(teacher, cfg.data, "Training", cfg.skip_bad, cfg.expect_height,
+                             cfg.expect_width);
+      if (cfg.max_per_class > 0) own = data::subset(own, cfg.max_per_class, cfg.seed);
+      FER_CHECK(own.labels == train_set.labels, "--teacher ", path, ": its copy of ", cfg.data,
+                " (other channels) does not hold the same examples");
+      data = &own;
+    }
+    const std::vector<float> p =
+        class_probabilities(teacher, *data, 256, cfg.teacher_tta, cfg.workers);
+    for (int64_t i = 0; i < N * K; ++i) average[i] += share * p[i];
+  }
+  if (cfg.teacher_temperature != 1) {
+    const double inv_T = 1 / cfg.teacher_temperature;
+    for (int64_t i = 0; i < N; ++i) {
+      float* row = average.data() + i * K;
+      double sum = 0;
+      for (int64_t k = 0; k < K; ++k) sum += row[k] = static_cast<float>(std::pow(row[k], inv_T));
+      for (int64_t k = 0; k < K; ++k) row[k] = static_cast<float>(row[k] / sum);
+    }
+  }
+  if (!cfg.quiet) {
+    int64_t agree = 0;
+    double label_mass = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      agree += argmax(average.data() + i * K, static_cast<int>(K)) == train_set.labels[i];
+      label_mass += average[i * K + train_set.labels[i]];
+    }
+    std::fprintf(stderr, "teachers: %zu model(s), TTA %s, T %g: agree with %.1f%% of the "
+                 "training labels, give them %.3f on average; target = %.2f * label + %.2f * "
+                 "teachers\n", cfg.teachers.size(), cfg.teacher_tta.c_str(),
+                 cfg.teacher_temperature, 100.0 * agree / std::max<int64_t>(N, 1),
+                 label_mass / std::max<int64_t>(N, 1), 1 - cfg.distill, cfg.distill);
+  }
+  return average;
+}
+
 // The network's top-level child "backbone", or nullptr.
 Layer* find_backbone(Model& model) {
   for (size_t i = 0; i < model.net().size(); ++i)
@@ -277,6 +341,7 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
                  (long long)model.parameter_count(true), omp_get_max_threads());
   }
 
+  const std::vector<float> teacher = teacher_probabilities(cfg, model, train_set);
   const data::Preprocess pre = data::Preprocess::from_json(model.preprocess());
   const data::Augment aug = data::Augment::from_json(cfg.augment);
   const bool drop_last = train_set.size() > static_cast<size_t>(cfg.batch);
@@ -337,10 +402,22 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       if (cfg.mixup > 0) lambda = mixup_batch(batch, cfg.mixup, cfg.seed, st.global_step, labels_b);
       Tensor logits = model.forward(batch.images, /*training=*/true);
       const float smoothing = static_cast<float>(cfg.label_smoothing);
-      Tensor loss = cfg.mixup > 0 ? mixup_cross_entropy(logits, batch.labels, labels_b, lambda,
-                                                        smoothing, class_weights)
-                                  : softmax_cross_entropy(logits, batch.labels, smoothing,
-                                                          class_weights);
+      Tensor loss;
+      if (!teacher.empty()) {
+        // The teachers' rows of this batch's examples, blended with the labels.
+        const int64_t K = logits.dim(1);
+        std::vector<float> rows(batch.labels.size() * K);
+        for (size_t i = 0; i < batch.labels.size(); ++i)
+          std::copy_n(teacher.data() + batch.indices[i] * K, K, rows.data() + i * K);
+        loss = soft_target_cross_entropy(
+            logits, distillation_targets(batch.labels, rows.data(), K,
+                                         static_cast<float>(cfg.distill), smoothing));
+      } else if (cfg.mixup > 0) {
+        loss = mixup_cross_entropy(logits, batch.labels, labels_b, lambda, smoothing,
+                                   class_weights);
+      } else {
+        loss = softmax_cross_entropy(logits, batch.labels, smoothing, class_weights);
+      }
       const std::vector<int>& dominant = lambda >= 0.5f ? batch.labels : labels_b;
       const int n = static_cast<int>(batch.labels.size());
       const int k = static_cast<int>(logits.dim(1));
@@ -461,6 +538,14 @@ void TrainConfig::validate() const {
   FER_CHECK(label_smoothing >= 0 && label_smoothing < 1, "--label-smoothing must be in [0, 1), got ",
             label_smoothing);
   FER_CHECK(mixup >= 0 && std::isfinite(mixup), "--mixup must be >= 0 (0 = off), got ", mixup);
+  FER_CHECK(distill >= 0 && distill <= 1, "--distill must be in [0, 1], got ", distill);
+  FER_CHECK(teacher_temperature > 0 && std::isfinite(teacher_temperature),
+            "--teacher-temperature must be > 0, got ", teacher_temperature);
+  FER_CHECK(teachers.empty() || (mixup == 0 && class_weights == "none"),
+            "--teacher does not combine with --mixup or --class-weights (the soft targets "
+            "replace the labels' blend and weighting)");
+  data::check_tta(teacher_tta);
+  for (const std::string& t : teachers) FER_CHECK(file_exists(t), "--teacher ", t, ": no such file");
   FER_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1) (0 = off; 0.999 is typical), got ", ema);
   FER_CHECK(expect_height >= 0 && expect_width >= 0, "--expect-size must be positive");
   FER_CHECK(!skip_mismatched || !weights.empty(), "--skip-mismatched needs --weights FILE");

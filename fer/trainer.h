@@ -4,6 +4,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "fer/json.h"
 
@@ -43,6 +44,18 @@ struct TrainConfig {
   // validation, best.npz and the report use the averaged weights; last.npz holds the
   // trained weights and the averages.
   double ema = 0;
+  // Knowledge distillation (Hinton et al. 2015, temperature 1): the models in `teachers`
+  // (.npz files; several are averaged, e.g. an ensemble) give their class probabilities
+  // for every training image once, before the first epoch (inference mode, each
+  // teacher's own preprocessing, teacher_tta views), and the loss's target becomes
+  // (1 - distill) * the (smoothed) label + distill * those probabilities, softened at
+  // teacher_temperature T (p_k^(1/T), renormalized: softmax(z / T) for one teacher and
+  // one view) -- teachers that have memorized their training images say little besides
+  // the label at T = 1.
+  std::vector<std::string> teachers;
+  double distill = 0.5;
+  double teacher_temperature = 1;
+  std::string teacher_tta = "flip";
   std::string class_weights = "none";  // none | balanced
   Json augment = Json::object();       // data::Augment fields
   int max_per_class = 0;               // train on a subset (0 = all)

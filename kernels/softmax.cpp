@@ -81,6 +81,26 @@ double softmax_cross_entropy_ref(const float* logits, const int* labels, int64_t
   return total / W;
 }
 
+double softmax_cross_entropy_soft_ref(const float* logits, const float* targets, int64_t N,
+                                      int64_t K, float* dlogits) {
+  double total = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    const float* z = logits + i * K;
+    const float* t = targets + i * K;
+    double mx = z[0];
+    for (int64_t k = 1; k < K; ++k) mx = std::max<double>(mx, z[k]);
+    double sum = 0;
+    for (int64_t k = 0; k < K; ++k) sum += std::exp(z[k] - mx);
+    const double lse = mx + std::log(sum);  // log sum_k exp(z[k])
+    for (int64_t k = 0; k < K; ++k) {
+      const double logp = z[k] - lse;
+      total -= t[k] * logp;
+      if (dlogits) dlogits[i * K + k] = static_cast<float>((std::exp(logp) - t[k]) / N);
+    }
+  }
+  return total / N;
+}
+
 // ======================================================================================
 // OpenMP loops (the baseline of kernels/softmax_hwy.cpp): rows over threads.
 // ======================================================================================

@@ -60,6 +60,19 @@ double softmax_cross_entropy_loops(const float* logits, const int* labels, int64
                                    int64_t K, float label_smoothing,
                                    const float* class_weights, float* dlogits);
 
+// Softmax cross-entropy against soft targets t[N, K] (each row a distribution: entries
+// >= 0 summing to 1 -- e.g. a teacher network's probabilities in knowledge distillation,
+// Hinton et al. 2015; the caller checks):
+//   loss = -(1/N) sum_i sum_k t[i,k] logp[i,k],   dlogits[i,k] = (p[i,k] - t[i,k]) / N
+// (the general form of PyTorch 1.13's cross_entropy with probability targets; a one-hot t
+// gives softmax_cross_entropy above). Returns the loss; writes dlogits unless nullptr.
+// The optimized version takes p from the Highway softmax_rows and gets log p from it
+// without underflow (see softmax_hwy.cpp).
+double softmax_cross_entropy_soft_ref(const float* logits, const float* targets, int64_t N,
+                                      int64_t K, float* dlogits);
+double softmax_cross_entropy_soft(const float* logits, const float* targets, int64_t N,
+                                  int64_t K, float* dlogits);
+
 // For tests and benchmarks, as batchnorm_hwy_* in kernels/batchnorm.h: the Highway
 // targets compiled and supported by this CPU (best first), forcing one (0 undoes), the
 // target the next call runs, and a target's name.

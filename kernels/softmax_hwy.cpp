@@ -332,6 +332,37 @@ double softmax_cross_entropy(const float* logits, const int* labels, int64_t N, 
   return total / W;
 }
 
+double softmax_cross_entropy_soft(const float* logits, const float* targets, int64_t N,
+                                  int64_t K, float* dlogits) {
+  // p = softmax(z) by the SIMD kernel, into dlogits (or scratch), then per row
+  //   -sum_k t[k] logp[k],  logp[k] = z[k] - max z + log p[m]   (m = the argmax),
+  // because log sum_j exp(z[j] - max z) = -log p[m]; p[m] >= 1/K never underflows, where
+  // log p[k] of a small p[k] would give -inf. K is the class count (7 here): the rows'
+  // exponentials are the only work worth vectorizing.
+  std::vector<float> scratch(dlogits ? 0 : N * K);
+  float* p = dlogits ? dlogits : scratch.data();
+  softmax_rows(logits, N, K, p);
+  double total = 0;
+  const float inv_N = 1.f / static_cast<float>(N);
+  for (int64_t i = 0; i < N; ++i) {
+    const float* z = logits + i * K;
+    const float* t = targets + i * K;
+    float* pi = p + i * K;
+    int64_t m = 0;
+    for (int64_t k = 1; k < K; ++k) m = z[k] > z[m] ? k : m;
+    const double log_pm = std::log(static_cast<double>(pi[m]));
+    double row = 0, mass = 0;
+    for (int64_t k = 0; k < K; ++k) {
+      row += double(t[k]) * (double(z[k]) - z[m]);
+      mass += t[k];
+    }
+    total -= row + mass * log_pm;
+    if (dlogits)
+      for (int64_t k = 0; k < K; ++k) pi[k] = (pi[k] - t[k]) * inv_N;
+  }
+  return total / static_cast<double>(N);
+}
+
 std::vector<int64_t> softmax_hwy_targets() { return hwy::SupportedAndGeneratedTargets(); }
 
 void softmax_hwy_force_target(int64_t target) { hwy::SetSupportedTargetsForTest(target); }

@@ -100,6 +100,50 @@ Tensor mixup_cross_entropy(const Tensor& logits, const std::vector<int>& labels_
   return loss_with_gradient(logits, lambda * la + (1 - lambda) * lb, record, dlogits);
 }
 
+Tensor soft_target_cross_entropy(const Tensor& logits, const std::vector<float>& targets) {
+  FER_CHECK(logits.defined() && logits.ndim() == 2 && logits.numel() > 0,
+            "soft_target_cross_entropy: expected logits [N, K], got ",
+            logits.defined() ? shape_str(logits.shape()) : "an undefined tensor");
+  const int64_t N = logits.dim(0), K = logits.dim(1);
+  FER_CHECK(static_cast<int64_t>(targets.size()) == N * K, "soft_target_cross_entropy: ",
+            targets.size(), " target values for logits ", shape_str(logits.shape()),
+            " (expected ", N * K, ")");
+  for (int64_t i = 0; i < N; ++i) {
+    double mass = 0;
+    bool nonnegative = true;
+    for (int64_t k = 0; k < K; ++k) {
+      mass += targets[i * K + k];
+      nonnegative = nonnegative && targets[i * K + k] >= 0;
+    }
+    FER_CHECK(nonnegative && std::fabs(mass - 1) <= 1e-3, "soft_target_cross_entropy: target row ",
+              i, " is not a distribution (sum ", mass, nonnegative ? "" : ", a negative entry", ")");
+  }
+  const bool record = Tape::current().wants({&logits});
+  Tensor dlogits = record ? Tensor(logits.shape()) : Tensor();
+  const double loss = kernels::softmax_cross_entropy_soft(logits.data(), targets.data(), N, K,
+                                                          record ? dlogits.data() : nullptr);
+  return loss_with_gradient(logits, loss, record, dlogits);
+}
+
+std::vector<float> distillation_targets(const std::vector<int>& labels, const float* teacher,
+                                        int64_t K, float alpha, float label_smoothing) {
+  FER_CHECK(alpha >= 0.f && alpha <= 1.f, "distillation_targets: alpha must be in [0, 1], got ",
+            alpha);
+  FER_CHECK(label_smoothing >= 0.f && label_smoothing < 1.f,
+            "distillation_targets: label_smoothing must be in [0, 1), got ", label_smoothing);
+  const int64_t N = static_cast<int64_t>(labels.size());
+  std::vector<float> t(N * K);
+  for (int64_t i = 0; i < N; ++i) {
+    FER_CHECK(labels[i] >= 0 && labels[i] < K, "distillation_targets: labels[", i, "] = ",
+              labels[i], " is out of range for ", K, " classes");
+    for (int64_t k = 0; k < K; ++k) {
+      const float hard = (k == labels[i] ? 1 - label_smoothing : 0.f) + label_smoothing / K;
+      t[i * K + k] = (1 - alpha) * hard + alpha * teacher[i * K + k];
+    }
+  }
+  return t;
+}
+
 std::vector<float> softmax_probabilities(const Tensor& logits) {
   FER_CHECK(logits.defined() && logits.ndim() == 2 && logits.numel() > 0,
             "softmax_probabilities: expected logits [N, K], got ",

@@ -29,6 +29,19 @@ Tensor mixup_cross_entropy(const Tensor& logits, const std::vector<int>& labels_
                            const std::vector<int>& labels_b, float lambda,
                            float label_smoothing = 0, const std::vector<float>& class_weights = {});
 
+// Cross-entropy of logits [N, K] against soft targets (N*K values row by row, each row
+// >= 0 and summing to 1 within 1e-3), as a scalar Tensor with autograd into the logits:
+// -(1/N) sum_i sum_k t[i,k] log softmax(z[i])[k]. Throws fer::Error on a size mismatch or
+// a row that is not a distribution (naming the row).
+Tensor soft_target_cross_entropy(const Tensor& logits, const std::vector<float>& targets);
+
+// Knowledge distillation's targets (Hinton et al. 2015, at temperature 1): row i is
+//   (1 - alpha) * [(1 - eps) * onehot(labels[i]) + eps / K] + alpha * teacher[i]
+// -- the label (smoothed as in softmax_cross_entropy) blended with a teacher's class
+// probabilities teacher[N*K] (e.g. an ensemble's average). alpha in [0, 1].
+std::vector<float> distillation_targets(const std::vector<int>& labels, const float* teacher,
+                                        int64_t K, float alpha, float label_smoothing);
+
 // Row softmax of logits [N, K] (probabilities for evaluation), N*K values row by row.
 // No autograd.
 std::vector<float> softmax_probabilities(const Tensor& logits);

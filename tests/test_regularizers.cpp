@@ -152,6 +152,60 @@ TEST(Mixup, LossIsTheBlendAndItsGradientChecks) {
             std::string::npos);
 }
 
+// Knowledge distillation's loss: the soft-target cross-entropy's gradient matches finite
+// differences, the targets blend the smoothed label with the teacher, and bad targets
+// are errors naming the row.
+TEST(Distillation, TargetsAndSoftLossGradient) {
+  const int n = 3, k = 4;
+  const std::vector<int> labels = {2, 0, 3};
+  const std::vector<float> teacher = {0.1f, 0.2f, 0.6f, 0.1f,  0.5f, 0.5f, 0.f, 0.f,
+                                      0.25f, 0.25f, 0.25f, 0.25f};
+  const std::vector<float> t = distillation_targets(labels, teacher.data(), k, 0.6f, 0.2f);
+  ASSERT_EQ(t.size(), size_t(n * k));
+  // Row 0: 0.4 * (0.8 * onehot(2) + 0.05) + 0.6 * teacher.
+  EXPECT_NEAR(t[0], 0.4f * 0.05f + 0.6f * 0.1f, 1e-7);
+  EXPECT_NEAR(t[2], 0.4f * 0.85f + 0.6f * 0.6f, 1e-7);
+  for (int i = 0; i < n; ++i) {
+    double sum = 0;
+    for (int c = 0; c < k; ++c) sum += t[i * k + c];
+    EXPECT_NEAR(sum, 1, 1e-6) << i;
+  }
+  // alpha 0: the smoothed label alone, so the loss is softmax_cross_entropy's.
+  Rng rng(6);
+  Tensor logits({n, k});
+  for (int64_t i = 0; i < logits.numel(); ++i) logits.data()[i] = static_cast<float>(rng.normal());
+  {
+    NoGradGuard no_grad;
+    EXPECT_NEAR(soft_target_cross_entropy(
+                    logits, distillation_targets(labels, teacher.data(), k, 0.f, 0.2f)).item(),
+                softmax_cross_entropy(logits, labels, 0.2f).item(), 1e-6);
+  }
+  Tensor z = logits.clone();
+  z.set_requires_grad(true);
+  Tensor loss = soft_target_cross_entropy(z, t);
+  backward(loss);
+  const std::vector<float> grad = z.grad_tensor().to_vector();
+  NoGradGuard no_grad;
+  for (int64_t i = 0; i < z.numel(); ++i) {
+    Tensor plus = logits.clone(), minus = logits.clone();
+    plus.data()[i] += 1e-2f;
+    minus.data()[i] -= 1e-2f;
+    const double numeric = (soft_target_cross_entropy(plus, t).item() -
+                            soft_target_cross_entropy(minus, t).item()) / 2e-2;
+    EXPECT_NEAR(grad[i], numeric, 2e-3) << i;
+  }
+  std::vector<float> bad = t;
+  bad[5] += 0.1f;  // row 1 sums to 1.1
+  EXPECT_NE(error_of([&] { soft_target_cross_entropy(logits, bad); }).find("row 1"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { soft_target_cross_entropy(logits, std::vector<float>(5)); })
+                .find("5 target values"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { distillation_targets(labels, teacher.data(), k, 1.5f, 0.f); })
+                .find("alpha"),
+            std::string::npos);
+}
+
 // Trains 2 epochs on the sample faces with `flags` twice: once in one go (into dir + "b"),
 // once as 1 epoch then --resume to 2 (dir + "a"); expects identical last.npz files, every
 // array, and returns them (resumed, straight). `dir` is a per-process prefix.
@@ -225,6 +279,39 @@ TEST(Ema, TrainingRunValidatesTheAverageAndResumesBitIdentically) {
   const auto bad = run_fer("train " + sample_run_flags() + "--ema 1 --epochs 1 --out " + dir + "c");
   EXPECT_NE(bad.out.find("--ema"), std::string::npos) << bad.out;
   testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c");
+}
+
+// --teacher: a run distilled from the shipped model trains, records its teacher settings,
+// and resumes bit-identically (the soft labels are recomputed the same on --resume); the
+// soft labels change what is learned (the weights differ from a run without them); bad
+// settings are one-line errors.
+TEST(Distillation, TrainingRunWithATeacherResumesBitIdentically) {
+  const std::string dir = run_dir("distill");
+  const std::string teacher = std::string(FER_SOURCE_DIR) + "/models/fer2013.npz";
+  const auto [x, y] = resumed_and_straight(
+      "--teacher " + teacher + " --distill 0.7 --teacher-temperature 2 --label-smoothing 0.1", dir);
+  const Json config = Json::parse(x.strings.at("training")).at("config");
+  ASSERT_EQ(config.at("teachers").size(), 1u);
+  EXPECT_EQ(config.at("teachers")[0].as_string(), teacher);
+  EXPECT_DOUBLE_EQ(config.get("distill", 0.0), 0.7);
+  EXPECT_DOUBLE_EQ(config.get("teacher_temperature", 0.0), 2.0);
+  EXPECT_EQ(config.get("teacher_tta", ""), "flip");
+
+  auto r = run_fer("train " + sample_run_flags() + "--label-smoothing 0.1 --epochs 2 --out " + dir + "c");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const NpzArrays plain = read_npz(dir + "c/last.npz");
+  int differ = 0;
+  for (const auto& [name, t] : plain.tensors)
+    differ += y.tensors.count(name) && t.to_vector() != y.tensors.at(name).to_vector();
+  EXPECT_GT(differ, 0) << "the teacher changed nothing";
+
+  r = run_fer("train " + sample_run_flags() + "--teacher " + teacher + " --mixup 0.2 --epochs 1 --out " + dir + "d");
+  EXPECT_NE(r.out.find("--teacher does not combine with --mixup"), std::string::npos) << r.out;
+  r = run_fer("train " + sample_run_flags() + "--distill 0.5 --epochs 1 --out " + dir + "d");
+  EXPECT_NE(r.out.find("go with --teacher"), std::string::npos) << r.out;
+  r = run_fer("train " + sample_run_flags() + "--teacher /nonexistent/t.npz --epochs 1 --out " + dir + "d");
+  EXPECT_NE(r.out.find("/nonexistent/t.npz"), std::string::npos) << r.out;
+  testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c " + dir + "d");
 }
 
 }  // namespace

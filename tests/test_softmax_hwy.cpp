@@ -371,6 +371,76 @@ TEST(SoftmaxCrossEntropyHwy, ThreadedMatchesOneThread) {
   omp_set_num_threads(saved);
 }
 
+// ---- cross-entropy against soft targets (knowledge distillation) -----------------------
+
+// Random distributions over K classes, one per row; `peaked` puts most mass on one class.
+std::vector<float> random_targets(int64_t rows, int64_t K, bool peaked, Rng& rng) {
+  std::vector<float> t(size_t(rows * K));
+  for (int64_t r = 0; r < rows; ++r) {
+    double sum = 0;
+    for (int64_t k = 0; k < K; ++k) sum += t[r * K + k] = float(rng.uniform(0, 1));
+    if (peaked) sum += t[r * K + rng.below(K)] += float(20 * sum);
+    for (int64_t k = 0; k < K; ++k) t[r * K + k] = float(t[r * K + k] / sum);
+  }
+  return t;
+}
+
+// The SIMD version against the double reference on every target (same bounds as the
+// integer-label loss: the loss is a sum of nonnegative terms t*(lse - z), the gradient
+// (p - t)/N), and both against the integer-label kernel when the targets are the smoothed
+// one-hot rows that kernel implies.
+TEST(SoftmaxCrossEntropySoft, MatchesReferenceAndTheLabelLossOnEveryTarget) {
+  g_worst = 0;
+  for_each_target([] {
+    Rng rng(21);
+    for (int64_t N : kRowCounts)
+      for (int64_t K : kClasses)
+        for (Logits kind : {Logits::Uniform, Logits::Offset, Logits::Wide, Logits::Confident})
+          for (bool peaked : {false, true}) {
+            const std::string what = "N=" + std::to_string(N) + " K=" + std::to_string(K) + " " +
+                                     logits_name(kind) + (peaked ? " peaked" : "");
+            std::vector<int> labels(static_cast<size_t>(N));
+            for (int& y : labels) y = int(rng.below(K));
+            const auto z = make_logits(N, K, kind, labels, rng);
+            const auto t = random_targets(N, K, peaked, rng);
+            const auto gap = gaps(z, N, K);
+            std::vector<float> g_ref(size_t(N * K));
+            const double l_ref = softmax_cross_entropy_soft_ref(z.data(), t.data(), N, K, g_ref.data());
+            auto g = guarded(std::vector<float>(size_t(N * K), 12345.f));
+            const double l = softmax_cross_entropy_soft(z.data(), t.data(), N, K, g.data());
+            double max_gap = 0, mx = 0;
+            for (size_t i = 0; i < gap.size(); ++i) max_gap = std::max(max_gap, gap[i]);
+            for (float v : z) mx = std::max<double>(mx, std::fabs(v));
+            ASSERT_NEAR(l, l_ref, (kRel + max_gap * kU) * l_ref + 4 * kU * mx + 1e-12) << what;
+            EXPECT_EQ(softmax_cross_entropy_soft(z.data(), t.data(), N, K, nullptr), l) << what;
+            std::vector<double> tol(g_ref.size());
+            for (size_t i = 0; i < tol.size(); ++i) {
+              const double p = g_ref[i] * N + t[i];  // the reference's probability
+              tol[i] = ((kRel + gap[i] * kU) * (std::fabs(p) + t[i])) / N + kTiny;
+            }
+            if (!close(g, as_double(g_ref), tol, what + " soft dlogits")) return;
+
+            // Smoothed one-hot targets: the integer-label kernel's loss and gradient (to the
+            // float rounding of the targets eps/K and 1 - eps, about 1e-8 relative).
+            for (float eps : {0.f, 0.1f}) {
+              std::vector<float> onehot(size_t(N * K));
+              for (int64_t i = 0; i < N; ++i)
+                for (int64_t k = 0; k < K; ++k)
+                  onehot[i * K + k] = (k == labels[i] ? 1 - eps : 0.f) + eps / K;
+              std::vector<float> g_soft(size_t(N * K)), g_hard(size_t(N * K));
+              const double ls = softmax_cross_entropy_soft_ref(z.data(), onehot.data(), N, K,
+                                                               g_soft.data());
+              const double lh = softmax_cross_entropy_ref(z.data(), labels.data(), N, K, eps,
+                                                          nullptr, g_hard.data());
+              ASSERT_NEAR(ls, lh, 1e-7 * (1 + std::fabs(lh))) << what << " eps " << eps;
+              for (size_t i = 0; i < g_soft.size(); ++i)
+                ASSERT_NEAR(g_soft[i], g_hard[i], 1e-7) << what << " eps " << eps << " " << i;
+            }
+          }
+  });
+  std::printf("worst error / tolerance: %.3f\n", g_worst);
+}
+
 // The `_loops` baseline of the benchmark still computes the same thing.
 TEST(SoftmaxHwy, LoopsBaselineMatchesReference) {
   Rng rng(8);
