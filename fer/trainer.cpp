@@ -341,7 +341,7 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
                  (long long)model.parameter_count(true), omp_get_max_threads());
   }
 
-  const std::vector<float> teacher = teacher_probabilities(cfg, model, train_set);
+  const std::vector<float> soft_labels = teacher_probabilities(cfg, model, train_set);
   const data::Preprocess pre = data::Preprocess::from_json(model.preprocess());
   const data::Augment aug = data::Augment::from_json(cfg.augment);
   const bool drop_last = train_set.size() > static_cast<size_t>(cfg.batch);
@@ -403,12 +403,12 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       Tensor logits = model.forward(batch.images, /*training=*/true);
       const float smoothing = static_cast<float>(cfg.label_smoothing);
       Tensor loss;
-      if (!teacher.empty()) {
+      if (!soft_labels.empty()) {
         // The teachers' rows of this batch's examples, blended with the labels.
         const int64_t K = logits.dim(1);
         std::vector<float> rows(batch.labels.size() * K);
         for (size_t i = 0; i < batch.labels.size(); ++i)
-          std::copy_n(teacher.data() + batch.indices[i] * K, K, rows.data() + i * K);
+          std::copy_n(soft_labels.data() + batch.indices[i] * K, K, rows.data() + i * K);
         loss = soft_target_cross_entropy(
             logits, distillation_targets(batch.labels, rows.data(), K,
                                          static_cast<float>(cfg.distill), smoothing));
