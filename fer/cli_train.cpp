@@ -70,6 +70,7 @@ std::vector<FlagSpec> train_flags() {
     {"distill", "A", "with --teacher: target = (1-A) * label + A * teachers (default 0.5)"},
     {"teacher-temperature", "T", "with --teacher: soften its probabilities, p^(1/T) (default 1)"},
     {"teacher-tta", "MODE", "with --teacher: none | flip (default) | tencrop views per image"},
+    {"teacher-online", "", "with --teacher: the teachers see each training batch as the model does (same crops; one inference pass per teacher per step)"},
     {"max-per-class", "N", "train on at most N images per class"},
     {"val-max-per-class", "N", "validate on at most N images per class"},
     {"skip-bad", "", "skip (and count) unreadable images and malformed CSV rows"},
@@ -187,11 +188,15 @@ int train(int argc, char** argv) {
   c.ema = args.number("ema", c.ema);
   c.teachers = args.all("teacher");
   c.distill = args.number("distill", c.distill);
-  c.teacher_tta = args.str("teacher-tta", c.teacher_tta);
+  c.teacher_online = args.flag("teacher-online");
+  // Online teachers see the batch itself: no views of their own unless asked (an error).
+  c.teacher_tta = args.str("teacher-tta", c.teacher_online ? "none" : c.teacher_tta);
   c.teacher_temperature = args.number("teacher-temperature", c.teacher_temperature);
   FER_CHECK(!c.teachers.empty() || (!args.has("distill") && !args.has("teacher-tta") &&
-                                    !args.has("teacher-temperature")),
-            "fer train: --distill, --teacher-tta and --teacher-temperature go with --teacher FILE");
+                                    !args.has("teacher-temperature") &&
+                                    !args.has("teacher-online")),
+            "fer train: --distill, --teacher-tta, --teacher-temperature and --teacher-online "
+            "go with --teacher FILE");
   c.augment = aug;
   if (args.has("random-crop")) c.model_options["crop"] = args.integer("random-crop", 0);
 

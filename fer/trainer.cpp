@@ -44,7 +44,8 @@ namespace fer {
   X(plateau_factor) X(plateau_min_lr) X(monitor) X(early_stopping) X(label_smoothing)     \
   X(class_weights) X(augment) X(max_per_class) X(val_max_per_class) X(skip_bad) X(seed)   \
   X(workers) X(quiet) X(weights) X(skip_mismatched) X(freeze_backbone) X(unfreeze_epoch)  \
-  X(backbone_lr_scale) X(mixup) X(ema) X(teachers) X(distill) X(teacher_temperature) X(teacher_tta)
+  X(backbone_lr_scale) X(mixup) X(ema) X(teachers) X(distill) X(teacher_temperature) X(teacher_tta) \
+  X(teacher_online)
 
 namespace {
 void read_field(const Json& j, const char* key, std::string& v) { v = j.get(key, v.c_str()); }
@@ -245,6 +246,19 @@ float mixup_batch(data::Batch& batch, double alpha, uint64_t seed, int64_t step,
   return lambda;
 }
 
+// Softens rows of K probabilities at temperature T: p_k^(1/T), renormalized (for one
+// teacher that is softmax(z / T)). T = 1 leaves them as they are.
+void soften(std::vector<float>& p, int64_t K, double T) {
+  if (T == 1) return;
+  const double inv_T = 1 / T;
+  for (int64_t i = 0; i + K <= static_cast<int64_t>(p.size()); i += K) {
+    float* row = p.data() + i;
+    double sum = 0;
+    for (int64_t k = 0; k < K; ++k) sum += row[k] = static_cast<float>(std::pow(row[k], inv_T));
+    for (int64_t k = 0; k < K; ++k) row[k] = static_cast<float>(row[k] / sum);
+  }
+}
+
 // Knowledge distillation's soft labels: the teachers' class probabilities for every
 // example of train_set (N*K, row i = example i), averaged over the teachers. Computed once
 // per run, in inference mode on the un-augmented images ("offline" distillation: the
@@ -253,7 +267,7 @@ float mixup_batch(data::Batch& batch, double alpha, uint64_t seed, int64_t step,
 // must hold the same examples in the same order.
 std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& student,
                                          const data::Dataset& train_set) {
-  if (cfg.teachers.empty()) return {};
+  if (cfg.teachers.empty() || cfg.teacher_online) return {};
   const int64_t N = static_cast<int64_t>(train_set.size());
   const int64_t K = static_cast<int64_t>(student.classes().size());
   const int student_channels = data::Preprocess::from_json(student.preprocess()).channels;
@@ -277,15 +291,7 @@ std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& st
         class_probabilities(teacher, *data, 256, cfg.teacher_tta, cfg.workers);
     for (int64_t i = 0; i < N * K; ++i) average[i] += share * p[i];
   }
-  if (cfg.teacher_temperature != 1) {
-    const double inv_T = 1 / cfg.teacher_temperature;
-    for (int64_t i = 0; i < N; ++i) {
-      float* row = average.data() + i * K;
-      double sum = 0;
-      for (int64_t k = 0; k < K; ++k) sum += row[k] = static_cast<float>(std::pow(row[k], inv_T));
-      for (int64_t k = 0; k < K; ++k) row[k] = static_cast<float>(row[k] / sum);
-    }
-  }
+  soften(average, K, cfg.teacher_temperature);
   if (!cfg.quiet) {
     int64_t agree = 0;
     double label_mass = 0;
@@ -299,6 +305,50 @@ std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& st
                  cfg.teacher_temperature, 100.0 * agree / std::max<int64_t>(N, 1),
                  label_mass / std::max<int64_t>(N, 1), 1 - cfg.distill, cfg.distill);
   }
+  return average;
+}
+
+// --teacher-online: the teachers, loaded once. Each must take the student's input as the
+// batch loader renders it, since it is given the student's very batch.
+std::vector<Model> load_online_teachers(const TrainConfig& cfg, const Model& student) {
+  std::vector<Model> teachers;
+  if (!cfg.teacher_online) return teachers;
+  const data::Preprocess mine = data::Preprocess::from_json(student.preprocess());
+  for (const std::string& path : cfg.teachers) {
+    Model teacher = Model::load(path);
+    FER_CHECK(teacher.classes() == student.classes(), "--teacher ", path,
+              ": its classes differ from the model's");
+    const data::Preprocess theirs = data::Preprocess::from_json(teacher.preprocess());
+    FER_CHECK(theirs.height == mine.height && theirs.width == mine.width &&
+                  theirs.channels == mine.channels && theirs.scale == mine.scale,
+              "--teacher ", path, " takes ", theirs.height, "x", theirs.width, "x",
+              theirs.channels, " inputs scaled '", theirs.scale, "', the model ", mine.height,
+              "x", mine.width, "x", mine.channels, " scaled '", mine.scale,
+              "': with --teacher-online the teachers see the model's own batches");
+    teachers.push_back(std::move(teacher));
+  }
+  if (!cfg.quiet)
+    std::fprintf(stderr, "teachers: %zu model(s), online (each batch as the model sees it), "
+                 "T %g; target = %.2f * label + %.2f * teachers\n", teachers.size(),
+                 cfg.teacher_temperature, 1 - cfg.distill, cfg.distill);
+  return teachers;
+}
+
+// The online teachers' class probabilities for one batch (rows x K, row i = example i),
+// averaged over the teachers and softened at the configured temperature.
+std::vector<float> online_teacher_probabilities(std::vector<Model>& teachers,
+                                                const Tensor& images, double temperature) {
+  NoGradGuard no_grad;  // inference: nothing recorded
+  std::vector<float> average;
+  const float share = 1.f / static_cast<float>(teachers.size());
+  for (Model& teacher : teachers) {
+    const Tensor logits = teacher.forward(images, /*training=*/false);
+    const std::vector<float> p = softmax_probabilities(logits);
+    if (average.empty()) average.assign(p.size(), 0.f);
+    for (size_t i = 0; i < p.size(); ++i) average[i] += share * p[i];
+  }
+  const int64_t K = static_cast<int64_t>(average.size()) / images.dim(0);
+  soften(average, K, temperature);
   return average;
 }
 
@@ -342,6 +392,7 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
   }
 
   const std::vector<float> soft_labels = teacher_probabilities(cfg, model, train_set);
+  std::vector<Model> online_teachers = load_online_teachers(cfg, model);
   const data::Preprocess pre = data::Preprocess::from_json(model.preprocess());
   const data::Augment aug = data::Augment::from_json(cfg.augment);
   const bool drop_last = train_set.size() > static_cast<size_t>(cfg.batch);
@@ -403,12 +454,19 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       Tensor logits = model.forward(batch.images, /*training=*/true);
       const float smoothing = static_cast<float>(cfg.label_smoothing);
       Tensor loss;
-      if (!soft_labels.empty()) {
-        // The teachers' rows of this batch's examples, blended with the labels.
+      if (!soft_labels.empty() || !online_teachers.empty()) {
+        // The teachers' rows of this batch's examples (computed before the run, or now on
+        // this very batch), blended with the labels.
         const int64_t K = logits.dim(1);
-        std::vector<float> rows(batch.labels.size() * K);
-        for (size_t i = 0; i < batch.labels.size(); ++i)
-          std::copy_n(soft_labels.data() + batch.indices[i] * K, K, rows.data() + i * K);
+        std::vector<float> rows;
+        if (!online_teachers.empty()) {
+          rows = online_teacher_probabilities(online_teachers, batch.images,
+                                              cfg.teacher_temperature);
+        } else {
+          rows.resize(batch.labels.size() * K);
+          for (size_t i = 0; i < batch.labels.size(); ++i)
+            std::copy_n(soft_labels.data() + batch.indices[i] * K, K, rows.data() + i * K);
+        }
         loss = soft_target_cross_entropy(
             logits, distillation_targets(batch.labels, rows.data(), K,
                                          static_cast<float>(cfg.distill), smoothing));
@@ -545,6 +603,10 @@ void TrainConfig::validate() const {
             "--teacher does not combine with --mixup or --class-weights (the soft targets "
             "replace the labels' blend and weighting)");
   data::check_tta(teacher_tta);
+  FER_CHECK(!teacher_online || !teachers.empty(), "--teacher-online needs --teacher FILE");
+  FER_CHECK(!teacher_online || teacher_tta == "none",
+            "--teacher-online: the teachers see the model's own augmented batch, so "
+            "--teacher-tta must be none, got '", teacher_tta, "'");
   for (const std::string& t : teachers) FER_CHECK(file_exists(t), "--teacher ", t, ": no such file");
   FER_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1) (0 = off; 0.999 is typical), got ", ema);
   FER_CHECK(expect_height >= 0 && expect_width >= 0, "--expect-size must be positive");

@@ -56,6 +56,13 @@ struct TrainConfig {
   double distill = 0.5;
   double teacher_temperature = 1;
   std::string teacher_tta = "flip";
+  // Online ("consistent") distillation (Beyer et al. 2022): instead of one opinion per
+  // image computed before training, the teachers see every training batch exactly as the
+  // student does -- the same crop, flip and rotation -- and their averaged probabilities
+  // on that batch are the targets. One inference pass per teacher per step; the teachers
+  // must take the student's input as it is (size, channels, scaling), and teacher_tta
+  // must be "none" (the view is the batch's).
+  bool teacher_online = false;
   std::string class_weights = "none";  // none | balanced
   Json augment = Json::object();       // data::Augment fields
   int max_per_class = 0;               // train on a subset (0 = all)

@@ -304,5 +304,59 @@ TEST(Distillation, TrainingRunWithATeacherResumesBitIdentically) {
   testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c " + dir + "d");
 }
 
+// --teacher-online: the teachers score every batch as the model sees it. Without
+// augmentation that batch is the plain image the offline pass scores (with --teacher-tta
+// none), so both runs train to the same weights up to float rounding; with flips the
+// online teachers see the mirrored faces and the runs part. Resumes bit for bit.
+TEST(Distillation, OnlineTeachersScoreTheModelsOwnBatches) {
+  const std::string dir = run_dir("distill_online");
+  // A teacher that takes the sample runs' input (32 x 32 gray): one epoch of the same net.
+  auto r = run_fer("train " + sample_run_flags() + "--epochs 1 --out " + dir + "t");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const std::string teacher = dir + "t/best.npz";
+
+  const auto [x, y] = resumed_and_straight(
+      "--teacher " + teacher + " --teacher " + teacher + " --teacher-online --distill 0.8", dir);
+  const Json config = Json::parse(x.strings.at("training")).at("config");
+  EXPECT_TRUE(config.get("teacher_online", false));
+  EXPECT_EQ(config.get("teacher_tta", ""), "none");
+
+  r = run_fer("train " + sample_run_flags() + "--teacher " + teacher + " --teacher " + teacher +
+              " --teacher-tta none --distill 0.8 --epochs 2 --out " + dir + "c");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const NpzArrays offline = read_npz(dir + "c/last.npz");
+  double largest = 0;
+  for (const auto& [name, t] : y.tensors) {
+    ASSERT_EQ(offline.tensors.count(name), 1u) << name;
+    const std::vector<float> a = t.to_vector(), b = offline.tensors.at(name).to_vector();
+    for (size_t i = 0; i < a.size(); ++i) largest = std::max<double>(largest, std::fabs(a[i] - b[i]));
+  }
+  EXPECT_LT(largest, 1e-4) << "online and offline teachers disagree on un-augmented batches";
+
+  const std::string flip = " --flip --distill 0.8 --epochs 1 --teacher " + teacher;
+  r = run_fer("train " + sample_run_flags() + flip + " --teacher-online --out " + dir + "d");
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run_fer("train " + sample_run_flags() + flip + " --teacher-tta none --out " + dir + "e");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const NpzArrays online_flip = read_npz(dir + "d/last.npz"), offline_flip = read_npz(dir + "e/last.npz");
+  int differ = 0;
+  for (const auto& [name, t] : online_flip.tensors)
+    differ += t.to_vector() != offline_flip.tensors.at(name).to_vector();
+  EXPECT_GT(differ, 0) << "the online teachers did not see the flipped batches";
+
+  r = run_fer("train " + sample_run_flags() + "--teacher-online --epochs 1 --out " + dir + "f");
+  EXPECT_NE(r.out.find("go with --teacher"), std::string::npos) << r.out;
+  r = run_fer("train " + sample_run_flags() + "--teacher " + teacher +
+              " --teacher-online --teacher-tta flip --epochs 1 --out " + dir + "f");
+  EXPECT_NE(r.out.find("--teacher-tta must be none"), std::string::npos) << r.out;
+  const std::string shipped = std::string(FER_SOURCE_DIR) + "/models/fer2013.npz";
+  r = run_fer("train " + sample_run_flags() + "--teacher " + shipped +
+              " --teacher-online --epochs 1 --out " + dir + "f");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.out.find(shipped + " takes 96x96x3"), std::string::npos) << r.out;
+  testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c " + dir + "d " + dir +
+                       "e " + dir + "f " + dir + "t");
+}
+
 }  // namespace
 }  // namespace fer
