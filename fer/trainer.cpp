@@ -259,6 +259,14 @@ void soften(std::vector<float>& p, int64_t K, double T) {
   }
 }
 
+// A --teacher model, which must know the student's classes in the student's order.
+Model load_teacher(const std::string& path, const Model& student) {
+  Model teacher = Model::load(path);
+  FER_CHECK(teacher.classes() == student.classes(), "--teacher ", path,
+            ": its classes differ from the model's");
+  return teacher;
+}
+
 // Knowledge distillation's soft labels: the teachers' class probabilities for every
 // example of train_set (N*K, row i = example i), averaged over the teachers. Computed once
 // per run, in inference mode on the un-augmented images ("offline" distillation: the
@@ -274,9 +282,7 @@ std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& st
   std::vector<float> average(N * K, 0.f);
   const float share = 1.f / static_cast<float>(cfg.teachers.size());
   for (const std::string& path : cfg.teachers) {
-    Model teacher = Model::load(path);
-    FER_CHECK(teacher.classes() == student.classes(), "--teacher ", path,
-              ": its classes differ from the model's");
+    Model teacher = load_teacher(path, student);
     data::Dataset own;
     const data::Dataset* data = &train_set;
     if (data::Preprocess::from_json(teacher.preprocess()).channels != student_channels) {
@@ -315,9 +321,7 @@ std::vector<Model> load_online_teachers(const TrainConfig& cfg, const Model& stu
   if (!cfg.teacher_online) return teachers;
   const data::Preprocess mine = data::Preprocess::from_json(student.preprocess());
   for (const std::string& path : cfg.teachers) {
-    Model teacher = Model::load(path);
-    FER_CHECK(teacher.classes() == student.classes(), "--teacher ", path,
-              ": its classes differ from the model's");
+    Model teacher = load_teacher(path, student);
     const data::Preprocess theirs = data::Preprocess::from_json(teacher.preprocess());
     FER_CHECK(theirs.height == mine.height && theirs.width == mine.width &&
                   theirs.channels == mine.channels && theirs.scale == mine.scale,
