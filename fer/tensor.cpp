@@ -4,6 +4,9 @@
 #include <cstdlib>
 #include <limits>
 #include <cstring>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <mutex>
 #include <new>
 #include <unordered_map>
@@ -62,6 +65,22 @@ class BufferPool {
     return p;
   }
 
+  // Frees every cached block; returns their bytes.
+  size_t release() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const size_t freed = cached_;
+    for (auto& [bytes, blocks] : free_)
+      for (void* p : blocks) std::free(p);
+    free_.clear();
+    cached_ = 0;
+    return freed;
+  }
+
+  size_t cached() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return cached_;
+  }
+
   void give(void* p, size_t bytes) {
     if (bytes >= kPoolMinBytes) {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -102,6 +121,18 @@ size_t padded_bytes(int64_t count) {
 }
 
 }  // namespace
+
+size_t release_cached_buffers() {
+  const size_t freed = pool().release();
+#ifdef __GLIBC__
+  // Blocks below glibc's mmap threshold (32 MB at most) were carved from the heap, where
+  // free() keeps their pages: hand those back to the system too.
+  malloc_trim(0);
+#endif
+  return freed;
+}
+
+size_t cached_buffer_bytes() { return pool().cached(); }
 
 AlignedBuffer::AlignedBuffer(int64_t count) : AlignedBuffer(count, true) {}
 

@@ -22,6 +22,14 @@ using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& shape);  // "[64, 48, 48, 1]"
 int64_t shape_numel(const Shape& shape);
 
+// Freed buffers of 64 KB and more are kept, per size, for the next buffer of that size
+// (fer/tensor.cpp: a training step then allocates nothing from the system). After a phase
+// whose sizes will not come again -- the teachers' pass over the training set, at their
+// own batch and input size -- release_cached_buffers() frees them all and returns the
+// bytes it released; cached_buffer_bytes() is what the pool holds now.
+size_t release_cached_buffers();
+size_t cached_buffer_bytes();
+
 // A 64-byte aligned float array that owns its memory.
 class AlignedBuffer {
  public:

@@ -296,6 +296,10 @@ std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& st
     const std::vector<float> p =
         class_probabilities(teacher, *data, 256, cfg.teacher_tta, cfg.workers);
     for (int64_t i = 0; i < N * K; ++i) average[i] += share * p[i];
+    // The teacher ran at batch 256 and its own input size: the pool's blocks of those
+    // sizes would never be reused by the next teacher or by training, only held (with a
+    // 96-px and a 128-px teacher, 1.2 GB more peak RSS than training alone).
+    release_cached_buffers();
   }
   soften(average, K, cfg.teacher_temperature);
   if (!cfg.quiet) {

@@ -323,7 +323,9 @@ TEST(BatchNormHwy, FusedInferencePassesNaNLikeTheUnfusedActivation) {
                                         mv.data(), rows, C, 1e-3f, got.data());
       for (size_t i = 0; i < x.size(); ++i) {
         ASSERT_EQ(std::isnan(got[i]), std::isnan(want[i])) << "act " << int(act) << " at " << i;
-        if (!std::isnan(want[i])) ASSERT_NEAR(got[i], want[i], 1e-5f) << "at " << i;
+        if (!std::isnan(want[i])) {
+          ASSERT_NEAR(got[i], want[i], 1e-5f) << "at " << i;
+        }
       }
       EXPECT_EQ(std::isnan(got[3]), act == Act::kRelu6);
       EXPECT_EQ(std::isnan(got[C + 17]), act == Act::kRelu6);

@@ -18,6 +18,30 @@ TEST(Tensor, StorageIsZeroedAnd64ByteAligned) {
   }
 }
 
+TEST(Tensor, ReleasingTheBufferPoolFreesWhatItHolds) {
+  // Freed blocks of 64 KB and more are kept for the next buffer of their size ...
+  release_cached_buffers();
+  ASSERT_EQ(cached_buffer_bytes(), 0u);
+  constexpr int64_t kFloats = int64_t{1} << 20;  // 4 MB
+  { AlignedBuffer a(kFloats), b(kFloats / 2); }
+  const size_t held = size_t(kFloats + kFloats / 2) * sizeof(float);
+  EXPECT_EQ(cached_buffer_bytes(), held);
+  {
+    AlignedBuffer again(kFloats);  // reuses a's block
+    EXPECT_EQ(cached_buffer_bytes(), held - size_t(kFloats) * sizeof(float));
+  }
+  // ... until released, as training does after its teachers' pass; blocks are then
+  // allocated afresh, still zeroed and aligned.
+  EXPECT_EQ(release_cached_buffers(), held);
+  EXPECT_EQ(cached_buffer_bytes(), 0u);
+  AlignedBuffer fresh(kFloats);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(fresh.data()) % 64, 0u);
+  EXPECT_EQ(fresh.data()[kFloats - 1], 0.f);
+  // Small blocks never enter the pool.
+  { AlignedBuffer small(16); }
+  EXPECT_EQ(cached_buffer_bytes(), 0u);
+}
+
 TEST(Tensor, CopiesShareStorageAndCloneDoesNot) {
   Tensor a({2, 2}, 1.f);
   Tensor b = a;

@@ -220,7 +220,9 @@ std::pair<NpzArrays, NpzArrays> resumed_and_straight(const std::string& flags,
   EXPECT_EQ(x.tensors.size(), y.tensors.size());
   for (const auto& [name, t] : x.tensors) {
     EXPECT_EQ(y.tensors.count(name), 1u) << name;
-    if (y.tensors.count(name)) EXPECT_EQ(t.to_vector(), y.tensors.at(name).to_vector()) << name;
+    if (y.tensors.count(name)) {
+      EXPECT_EQ(t.to_vector(), y.tensors.at(name).to_vector()) << name;
+    }
   }
   return {std::move(x), std::move(y)};
 }
