@@ -64,7 +64,7 @@ std::vector<FlagSpec> train_flags() {
     {"zoom", "FRAC", "augment: random zoom in [1-z, 1+z]"},
     {"random-crop", "PX", "augment: random crop of PX pixels (centre crop at eval)"},
     {"erasing", "P", "augment: RandomErasing with probability P (a random box set to 0)"},
-    {"mixup", "A", "mixup: blend pairs of examples and their labels, weight ~ Beta(A, A)"},
+    {"mixup", "A", "mixup: blend pairs of examples and their labels (with --teacher: their targets), weight ~ Beta(A, A)"},
     {"ema", "DECAY", "validate and save a moving average of the weights (e.g. 0.999; 0 = off)"},
     {"teacher", "FILE", "distill from this model's probabilities (repeat to average several)"},
     {"distill", "A", "with --teacher: target = (1-A) * label + A * teachers (default 0.5)"},

@@ -223,9 +223,10 @@ double saved_best_accuracy(const std::string& path) {
 
 // Mixup (Zhang et al. 2018) on one batch, in place: lambda ~ Beta(alpha, alpha), a random
 // pairing `perm` of the batch, x_i <- lambda * x_i + (1 - lambda) * x_perm(i); labels_b gets
-// the partners' labels. Seeded by (seed, step), so a resumed run draws the same blends.
+// the partners' labels and partners their positions in the batch (perm). Seeded by (seed,
+// step), so a resumed run draws the same blends.
 float mixup_batch(data::Batch& batch, double alpha, uint64_t seed, int64_t step,
-                  std::vector<int>& labels_b) {
+                  std::vector<int>& labels_b, std::vector<int>& partners) {
   Rng rng(seed * 0xD1B54A32D192ED03ull + static_cast<uint64_t>(step) + 0x6A09E667F3BCC909ull);
   const float lambda = static_cast<float>(rng.beta(alpha, alpha));
   const int n = static_cast<int>(batch.labels.size());
@@ -237,8 +238,10 @@ float mixup_batch(data::Batch& batch, double alpha, uint64_t seed, int64_t step,
   float* x = batch.images.data();
   const float* x0 = original.data();
   labels_b.resize(n);
+  partners.clear();
   for (int i = 0; i < n; ++i) {
     labels_b[i] = batch.labels[perm[i]];
+    partners.push_back(perm[i]);
     const float* partner = x0 + perm[i] * per;
     for (int64_t j = 0; j < per; ++j)
       x[i * per + j] = lambda * x0[i * per + j] + (1 - lambda) * partner[j];
@@ -459,9 +462,10 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       optimizer->set_lr(static_cast<float>(lr));
       // Mixup blends each example with another of the batch; the accuracy counts the
       // label that dominates the blend.
-      std::vector<int> labels_b;
+      std::vector<int> labels_b, partners;
       float lambda = 1;
-      if (cfg.mixup > 0) lambda = mixup_batch(batch, cfg.mixup, cfg.seed, st.global_step, labels_b);
+      if (cfg.mixup > 0)
+        lambda = mixup_batch(batch, cfg.mixup, cfg.seed, st.global_step, labels_b, partners);
       Tensor logits = model.forward(batch.images, /*training=*/true);
       const float smoothing = static_cast<float>(cfg.label_smoothing);
       Tensor loss;
@@ -478,9 +482,24 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
           for (size_t i = 0; i < batch.labels.size(); ++i)
             std::copy_n(soft_labels.data() + batch.indices[i] * K, K, rows.data() + i * K);
         }
-        loss = soft_target_cross_entropy(
-            logits, distillation_targets(batch.labels, rows.data(), K,
-                                         static_cast<float>(cfg.distill), smoothing));
+        const float distill = static_cast<float>(cfg.distill);
+        std::vector<float> targets =
+            distillation_targets(batch.labels, rows.data(), K, distill, smoothing);
+        if (cfg.mixup > 0) {
+          // Mixup with teachers: the target of a blend is the same blend of the two
+          // examples' targets. Online teachers already scored the blended image, so only
+          // its label part is blended; offline ones scored each face alone, so the
+          // partner's row is blended in as well.
+          std::vector<float> rows_b = rows;
+          if (online_teachers.empty())
+            for (size_t i = 0; i < partners.size(); ++i)
+              std::copy_n(rows.data() + partners[i] * K, K, rows_b.data() + i * K);
+          const std::vector<float> targets_b =
+              distillation_targets(labels_b, rows_b.data(), K, distill, smoothing);
+          for (size_t j = 0; j < targets.size(); ++j)
+            targets[j] = lambda * targets[j] + (1 - lambda) * targets_b[j];
+        }
+        loss = soft_target_cross_entropy(logits, targets);
       } else if (cfg.mixup > 0) {
         loss = mixup_cross_entropy(logits, batch.labels, labels_b, lambda, smoothing,
                                    class_weights);
@@ -610,9 +629,9 @@ void TrainConfig::validate() const {
   FER_CHECK(distill >= 0 && distill <= 1, "--distill must be in [0, 1], got ", distill);
   FER_CHECK(teacher_temperature > 0 && std::isfinite(teacher_temperature),
             "--teacher-temperature must be > 0, got ", teacher_temperature);
-  FER_CHECK(teachers.empty() || (mixup == 0 && class_weights == "none"),
-            "--teacher does not combine with --mixup or --class-weights (the soft targets "
-            "replace the labels' blend and weighting)");
+  FER_CHECK(teachers.empty() || class_weights == "none",
+            "--teacher does not combine with --class-weights (the soft targets replace the "
+            "labels' weighting)");
   data::check_tta(teacher_tta);
   FER_CHECK(!teacher_online || !teachers.empty(), "--teacher-online needs --teacher FILE");
   FER_CHECK(!teacher_online || teacher_tta == "none",
