@@ -307,6 +307,22 @@ TEST(Distillation, TrainingRunWithATeacherResumesBitIdentically) {
   testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c " + dir + "d");
 }
 
+// The largest |a - b| over the model arrays two checkpoints share (optimizer state left
+// out; BatchNorm's moving statistics too unless `statistics`, so that what is compared is
+// where the gradient steps went). Fails the test if b lacks one of a's arrays.
+float largest_change(const NpzArrays& a, const NpzArrays& b, bool statistics) {
+  float largest = 0;
+  for (const auto& [name, t] : a.tensors) {
+    if (name.rfind("optimizer/", 0) == 0) continue;
+    if (!statistics && name.find("moving_") != std::string::npos) continue;
+    EXPECT_EQ(b.tensors.count(name), 1u) << name;
+    if (!b.tensors.count(name)) continue;
+    const std::vector<float> x = t.to_vector(), y = b.tensors.at(name).to_vector();
+    for (size_t i = 0; i < x.size(); ++i) largest = std::max(largest, std::fabs(x[i] - y[i]));
+  }
+  return largest;
+}
+
 // --teacher with --mixup: a blended image's target is the blend of the two faces'
 // distillation targets. With --distill 0 that is exactly mixup's blend of the (smoothed)
 // labels, so one SGD step must land where plain --mixup's lands -- which checks that the
@@ -327,36 +343,20 @@ TEST(Distillation, MixupBlendsTheTargetsOfBothFaces) {
   ASSERT_EQ(r.status, 0) << r.out;
   const NpzArrays plain_mixup = read_npz(dir + "c/last.npz");
   const NpzArrays no_teacher_weight = read_npz(dir + "d/last.npz");
-  float largest = 0;
-  for (const auto& [name, t] : plain_mixup.tensors) {
-    if (name.rfind("optimizer/", 0) == 0) continue;
-    ASSERT_EQ(no_teacher_weight.tensors.count(name), 1u) << name;
-    const std::vector<float> a = t.to_vector(), b = no_teacher_weight.tensors.at(name).to_vector();
-    for (size_t i = 0; i < a.size(); ++i) largest = std::max(largest, std::fabs(a[i] - b[i]));
-  }
+  const float largest = largest_change(plain_mixup, no_teacher_weight, /*statistics=*/true);
   EXPECT_LT(largest, 1e-5) << "--distill 0 with --mixup is not plain mixup";
   // And the step itself is not too small to tell: without mixup it lands elsewhere.
   r = run_fer("train " + sample_run_flags() + "--label-smoothing 0.1 --epochs 1 --max-per-class 4 "
               "--optimizer sgd --lr 0.5 --out " + dir + "f");
   ASSERT_EQ(r.status, 0) << r.out;
   const NpzArrays unmixed_step = read_npz(dir + "f/last.npz");
-  float moved = 0;
-  for (const auto& [name, t] : plain_mixup.tensors) {
-    if (name.rfind("optimizer/", 0) == 0 || name.find("moving_") != std::string::npos) continue;
-    const std::vector<float> a = t.to_vector(), b = unmixed_step.tensors.at(name).to_vector();
-    for (size_t i = 0; i < a.size(); ++i) moved = std::max(moved, std::fabs(a[i] - b[i]));
-  }
+  const float moved = largest_change(plain_mixup, unmixed_step, /*statistics=*/false);
   EXPECT_GT(moved, 1e-3f) << "mixup's step is indistinguishable from an unmixed one";
   r = run_fer("train " + sample_run_flags() + mix + "--teacher " + teacher +
               " --distill 0.7 --out " + dir + "g");
   ASSERT_EQ(r.status, 0) << r.out;
   const NpzArrays taught = read_npz(dir + "g/last.npz");
-  float teacher_moved = 0;
-  for (const auto& [name, t] : taught.tensors) {
-    if (name.rfind("optimizer/", 0) == 0 || name.find("moving_") != std::string::npos) continue;
-    const std::vector<float> a = t.to_vector(), b = no_teacher_weight.tensors.at(name).to_vector();
-    for (size_t i = 0; i < a.size(); ++i) teacher_moved = std::max(teacher_moved, std::fabs(a[i] - b[i]));
-  }
+  const float teacher_moved = largest_change(taught, no_teacher_weight, /*statistics=*/false);
   EXPECT_GT(teacher_moved, 1e-3f) << "the teacher changed nothing in a mixup step";
 
   const auto [x, y] = resumed_and_straight(
@@ -396,13 +396,7 @@ TEST(Distillation, OnlineTeachersScoreTheModelsOwnBatches) {
               " --teacher-tta none --distill 0.8 --epochs 2 --out " + dir + "c");
   ASSERT_EQ(r.status, 0) << r.out;
   const NpzArrays offline = read_npz(dir + "c/last.npz");
-  double largest = 0;
-  for (const auto& [name, t] : y.tensors) {
-    ASSERT_EQ(offline.tensors.count(name), 1u) << name;
-    const std::vector<float> a = t.to_vector(), b = offline.tensors.at(name).to_vector();
-    for (size_t i = 0; i < a.size(); ++i) largest = std::max<double>(largest, std::fabs(a[i] - b[i]));
-  }
-  EXPECT_LT(largest, 1e-4) << "online and offline teachers disagree on un-augmented batches";
+  EXPECT_LT(largest_change(y, offline, /*statistics=*/true), 1e-4) << "online and offline teachers disagree on un-augmented batches";
 
   const std::string flip = " --flip --distill 0.8 --epochs 1 --teacher " + teacher;
   r = run_fer("train " + sample_run_flags() + flip + " --teacher-online --out " + dir + "d");
