@@ -238,14 +238,13 @@ float mixup_batch(data::Batch& batch, double alpha, uint64_t seed, int64_t step,
   float* x = batch.images.data();
   const float* x0 = original.data();
   labels_b.resize(n);
-  partners.clear();
   for (int i = 0; i < n; ++i) {
     labels_b[i] = batch.labels[perm[i]];
-    partners.push_back(perm[i]);
     const float* partner = x0 + perm[i] * per;
     for (int64_t j = 0; j < per; ++j)
       x[i * per + j] = lambda * x0[i * per + j] + (1 - lambda) * partner[j];
   }
+  partners = std::move(perm);
   return lambda;
 }
 
@@ -490,12 +489,15 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
           // examples' targets. Online teachers already scored the blended image, so only
           // its label part is blended; offline ones scored each face alone, so the
           // partner's row is blended in as well.
-          std::vector<float> rows_b = rows;
-          if (online_teachers.empty())
+          std::vector<float> partner_rows;
+          if (online_teachers.empty()) {
+            partner_rows.resize(rows.size());
             for (size_t i = 0; i < partners.size(); ++i)
-              std::copy_n(rows.data() + partners[i] * K, K, rows_b.data() + i * K);
-          const std::vector<float> targets_b =
-              distillation_targets(labels_b, rows_b.data(), K, distill, smoothing);
+              std::copy_n(rows.data() + partners[i] * K, K, partner_rows.data() + i * K);
+          }
+          const std::vector<float> targets_b = distillation_targets(
+              labels_b, (online_teachers.empty() ? partner_rows : rows).data(), K, distill,
+              smoothing);
           for (size_t j = 0; j < targets.size(); ++j)
             targets[j] = lambda * targets[j] + (1 - lambda) * targets_b[j];
         }
