@@ -47,19 +47,42 @@ Dataset load_dataset(const std::string& path, const std::string& csv_usage,
        "': expected a folder of class folders (root/<class>/*.jpg) or a fer2013 .csv file");
 }
 
-Dataset subset(const Dataset& dataset, int per_class_max, uint64_t seed) {
-  FER_CHECK(per_class_max > 0, "subset: per_class_max must be > 0, got ", per_class_max);
-  // Shuffle each class's indices (Fisher-Yates, seeded) and keep the first per_class_max.
+namespace {
+// Each class's example indices, each list shuffled (Fisher-Yates, seeded).
+std::vector<std::vector<size_t>> shuffled_by_class(const Dataset& dataset, uint64_t seed) {
   std::vector<std::vector<size_t>> by_class(dataset.classes.size());
   for (size_t i = 0; i < dataset.size(); ++i) by_class.at(dataset.labels[i]).push_back(i);
   Rng rng(seed);
-  std::vector<char> keep(dataset.size(), 0);
-  for (std::vector<size_t>& indices : by_class) {
+  for (std::vector<size_t>& indices : by_class)
     for (size_t i = indices.size(); i > 1; --i) std::swap(indices[i - 1], indices[rng.below(i)]);
+  return by_class;
+}
+}  // namespace
+
+Dataset subset(const Dataset& dataset, int per_class_max, uint64_t seed) {
+  FER_CHECK(per_class_max > 0, "subset: per_class_max must be > 0, got ", per_class_max);
+  // Keep the first per_class_max of each class's shuffled indices.
+  std::vector<char> keep(dataset.size(), 0);
+  for (const std::vector<size_t>& indices : shuffled_by_class(dataset, seed)) {
     const size_t take = std::min(indices.size(), static_cast<size_t>(per_class_max));
     for (size_t k = 0; k < take; ++k) keep[indices[k]] = 1;
   }
-  // Walk in the original order so the subset is ordered like its source.
+  return select(dataset, keep);
+}
+
+std::vector<int> cross_validation_folds(const Dataset& dataset, int folds) {
+  FER_CHECK(folds >= 2, "cross-validation needs at least 2 folds, got ", folds);
+  // A fixed seed: the folds must not move with a run's --seed.
+  std::vector<int> fold(dataset.size(), 0);
+  for (const std::vector<size_t>& indices : shuffled_by_class(dataset, 0xF01D5EEDull))
+    for (size_t k = 0; k < indices.size(); ++k) fold[indices[k]] = static_cast<int>(k % folds);
+  return fold;
+}
+
+Dataset select(const Dataset& dataset, const std::vector<char>& keep) {
+  FER_CHECK(keep.size() == dataset.size(), "select: ", keep.size(), " flags for ",
+            dataset.size(), " examples");
+  // Walk in the original order so the selection is ordered like its source.
   Dataset out;
   out.classes = dataset.classes;
   out.skipped = dataset.skipped;

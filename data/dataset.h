@@ -71,6 +71,17 @@ Dataset load_dataset(const std::string& path, const std::string& csv_usage,
 // their original order. For quick runs and tests.
 Dataset subset(const Dataset& dataset, int per_class_max, uint64_t seed);
 
+// Cross-validation folds for `fer train --holdout-fold K/N` and `--cv-teacher`: the fold
+// (0..folds-1) of every example. Stratified: each class's examples are shuffled with a
+// fixed seed and dealt round-robin, so every fold holds 1/folds of every class (to within
+// one example). A function of the labels and their order alone -- not of a run's --seed
+// -- so the run that trains a fold's model and the run that asks it about that fold agree
+// on which examples it never saw.
+std::vector<int> cross_validation_folds(const Dataset& dataset, int folds);
+
+// The examples i with keep[i] != 0, in their original order.
+Dataset select(const Dataset& dataset, const std::vector<char>& keep);
+
 // sklearn's class_weight="balanced": w_k = n_samples / (K * count_k), where K counts the
 // classes that have examples. Rare classes weigh more, and the average weight over the
 // training examples is exactly 1 (sum_k count_k * w_k = n_samples), so the loss keeps its

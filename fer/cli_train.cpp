@@ -71,6 +71,8 @@ std::vector<FlagSpec> train_flags() {
     {"teacher-temperature", "T", "with --teacher: soften its probabilities, p^(1/T) (default 1)"},
     {"teacher-tta", "MODE", "with --teacher: none | flip (default) | tencrop views per image"},
     {"teacher-online", "", "with --teacher: the teachers see each training batch as the model does (same crops; one inference pass per teacher per step)"},
+    {"cv-teacher", "A,B,..", "distill from cross-validated models: model k (trained with --holdout-fold k/N) scores only fold k, the images it never saw; counts as one --teacher"},
+    {"holdout-fold", "K/N", "train on every image but those of fold K of N (stratified, fixed folds): the models of a --cv-teacher"},
     {"max-per-class", "N", "train on at most N images per class"},
     {"val-max-per-class", "N", "validate on at most N images per class"},
     {"skip-bad", "", "skip (and count) unreadable images and malformed CSV rows"},
@@ -187,16 +189,26 @@ int train(int argc, char** argv) {
   c.mixup = args.number("mixup", c.mixup);
   c.ema = args.number("ema", c.ema);
   c.teachers = args.all("teacher");
+  c.cv_teachers = args.all("cv-teacher");
+  if (args.has("holdout-fold")) {
+    const std::string spec = args.str("holdout-fold");
+    int fold = -1, folds = 0;
+    char end = 0;
+    FER_CHECK(std::sscanf(spec.c_str(), "%d/%d%c", &fold, &folds, &end) == 2,
+              "--holdout-fold: expected K/N (fold K of N, e.g. 0/3), got '", spec, "'");
+    c.holdout_fold = fold;
+    c.holdout_folds = folds;
+  }
   c.distill = args.number("distill", c.distill);
   c.teacher_online = args.flag("teacher-online");
   // Online teachers see the batch itself: no views of their own unless asked (an error).
   c.teacher_tta = args.str("teacher-tta", c.teacher_online ? "none" : c.teacher_tta);
   c.teacher_temperature = args.number("teacher-temperature", c.teacher_temperature);
-  FER_CHECK(!c.teachers.empty() || (!args.has("distill") && !args.has("teacher-tta") &&
+  FER_CHECK(!c.teachers.empty() || !c.cv_teachers.empty() || (!args.has("distill") && !args.has("teacher-tta") &&
                                     !args.has("teacher-temperature") &&
                                     !args.has("teacher-online")),
             "fer train: --distill, --teacher-tta, --teacher-temperature and --teacher-online "
-            "go with --teacher FILE");
+            "go with --teacher FILE or --cv-teacher");
   c.augment = aug;
   if (args.has("random-crop")) c.model_options["crop"] = args.integer("random-crop", 0);
 

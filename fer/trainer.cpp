@@ -26,6 +26,7 @@
 #include "fer/progress.h"
 #include "fer/report.h"
 #include "fer/rng.h"
+#include "fer/teachers.h"
 #include "layers/loss.h"
 #include "optim/clip.h"
 #include "optim/ema.h"
@@ -45,7 +46,7 @@ namespace fer {
   X(class_weights) X(augment) X(max_per_class) X(val_max_per_class) X(skip_bad) X(seed)   \
   X(workers) X(quiet) X(weights) X(skip_mismatched) X(freeze_backbone) X(unfreeze_epoch)  \
   X(backbone_lr_scale) X(mixup) X(ema) X(teachers) X(distill) X(teacher_temperature) X(teacher_tta) \
-  X(teacher_online)
+  X(teacher_online) X(cv_teachers) X(holdout_fold) X(holdout_folds)
 
 namespace {
 void read_field(const Json& j, const char* key, std::string& v) { v = j.get(key, v.c_str()); }
@@ -248,123 +249,6 @@ float mixup_batch(data::Batch& batch, double alpha, uint64_t seed, int64_t step,
   return lambda;
 }
 
-// Softens rows of K probabilities at temperature T: p_k^(1/T), renormalized (for one
-// teacher that is softmax(z / T)). T = 1 leaves them as they are.
-void soften(std::vector<float>& p, int64_t K, double T) {
-  if (T == 1) return;
-  const double inv_T = 1 / T;
-  for (int64_t i = 0; i + K <= static_cast<int64_t>(p.size()); i += K) {
-    float* row = p.data() + i;
-    double sum = 0;
-    for (int64_t k = 0; k < K; ++k) sum += row[k] = static_cast<float>(std::pow(row[k], inv_T));
-    for (int64_t k = 0; k < K; ++k) row[k] = static_cast<float>(row[k] / sum);
-  }
-}
-
-// A --teacher model, which must know the student's classes in the student's order.
-Model load_teacher(const std::string& path, const Model& student) {
-  Model teacher = Model::load(path);
-  FER_CHECK(teacher.classes() == student.classes(), "--teacher ", path,
-            ": its classes differ from the model's");
-  return teacher;
-}
-
-// Knowledge distillation's soft labels: the teachers' class probabilities for every
-// example of train_set (N*K, row i = example i), averaged over the teachers. Computed once
-// per run, in inference mode on the un-augmented images ("offline" distillation: the
-// student trains on augmented views, the teachers' opinion is of the whole face). A
-// teacher that wants other channels (gray vs RGB) reads its own copy of the data, which
-// must hold the same examples in the same order.
-std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& student,
-                                         const data::Dataset& train_set) {
-  if (cfg.teachers.empty() || cfg.teacher_online) return {};
-  const int64_t N = static_cast<int64_t>(train_set.size());
-  const int64_t K = static_cast<int64_t>(student.classes().size());
-  const int student_channels = data::Preprocess::from_json(student.preprocess()).channels;
-  std::vector<float> average(N * K, 0.f);
-  const float share = 1.f / static_cast<float>(cfg.teachers.size());
-  // One teacher's probabilities; the teacher and its buffers go when it returns.
-  const auto probabilities_of = [&](const std::string& path) {
-    Model teacher = load_teacher(path, student);
-    data::Dataset own;
-    const data::Dataset* data = &train_set;
-    if (data::Preprocess::from_json(teacher.preprocess()).channels != student_channels) {
-      own = load_dataset_for(teacher, cfg.data, "Training", cfg.skip_bad, cfg.expect_height,
-                             cfg.expect_width);
-      if (cfg.max_per_class > 0) own = data::subset(own, cfg.max_per_class, cfg.seed);
-      FER_CHECK(own.labels == train_set.labels, "--teacher ", path, ": its copy of ", cfg.data,
-                " (other channels) does not hold the same examples");
-      data = &own;
-    }
-    return class_probabilities(teacher, *data, 256, cfg.teacher_tta, cfg.workers);
-  };
-  for (const std::string& path : cfg.teachers) {
-    const std::vector<float> p = probabilities_of(path);
-    for (int64_t i = 0; i < N * K; ++i) average[i] += share * p[i];
-    // The teacher ran at batch 256 and its own input size: the pool's blocks of those
-    // sizes (and of its weights) would never be reused by the next teacher or by
-    // training, only held (with a 96-px and a 128-px teacher, 0.77 GB more peak RSS).
-    release_cached_buffers();
-  }
-  soften(average, K, cfg.teacher_temperature);
-  if (!cfg.quiet) {
-    int64_t agree = 0;
-    double label_mass = 0;
-    for (int64_t i = 0; i < N; ++i) {
-      agree += argmax(average.data() + i * K, static_cast<int>(K)) == train_set.labels[i];
-      label_mass += average[i * K + train_set.labels[i]];
-    }
-    std::fprintf(stderr, "teachers: %zu model(s), TTA %s, T %g: agree with %.1f%% of the "
-                 "training labels, give them %.3f on average; target = %.2f * label + %.2f * "
-                 "teachers\n", cfg.teachers.size(), cfg.teacher_tta.c_str(),
-                 cfg.teacher_temperature, 100.0 * agree / std::max<int64_t>(N, 1),
-                 label_mass / std::max<int64_t>(N, 1), 1 - cfg.distill, cfg.distill);
-  }
-  return average;
-}
-
-// --teacher-online: the teachers, loaded once. Each must take the student's input as the
-// batch loader renders it, since it is given the student's very batch.
-std::vector<Model> load_online_teachers(const TrainConfig& cfg, const Model& student) {
-  std::vector<Model> teachers;
-  if (!cfg.teacher_online) return teachers;
-  const data::Preprocess mine = data::Preprocess::from_json(student.preprocess());
-  for (const std::string& path : cfg.teachers) {
-    Model teacher = load_teacher(path, student);
-    const data::Preprocess theirs = data::Preprocess::from_json(teacher.preprocess());
-    FER_CHECK(theirs.height == mine.height && theirs.width == mine.width &&
-                  theirs.channels == mine.channels && theirs.scale == mine.scale,
-              "--teacher ", path, " takes ", theirs.height, "x", theirs.width, "x",
-              theirs.channels, " inputs scaled '", theirs.scale, "', the model ", mine.height,
-              "x", mine.width, "x", mine.channels, " scaled '", mine.scale,
-              "': with --teacher-online the teachers see the model's own batches");
-    teachers.push_back(std::move(teacher));
-  }
-  if (!cfg.quiet)
-    std::fprintf(stderr, "teachers: %zu model(s), online (each batch as the model sees it), "
-                 "T %g; target = %.2f * label + %.2f * teachers\n", teachers.size(),
-                 cfg.teacher_temperature, 1 - cfg.distill, cfg.distill);
-  return teachers;
-}
-
-// The online teachers' class probabilities for one batch (rows x K, row i = example i),
-// averaged over the teachers and softened at the configured temperature.
-std::vector<float> online_teacher_probabilities(std::vector<Model>& teachers,
-                                                const Tensor& images, double temperature) {
-  NoGradGuard no_grad;  // inference: nothing recorded
-  std::vector<float> average;
-  const float share = 1.f / static_cast<float>(teachers.size());
-  for (Model& teacher : teachers) {
-    const Tensor logits = teacher.forward(images, /*training=*/false);
-    const std::vector<float> p = softmax_probabilities(logits);
-    if (average.empty()) average.assign(p.size(), 0.f);
-    for (size_t i = 0; i < p.size(); ++i) average[i] += share * p[i];
-  }
-  const int64_t K = static_cast<int64_t>(average.size()) / images.dim(0);
-  soften(average, K, temperature);
-  return average;
-}
-
 // The network's top-level child "backbone", or nullptr.
 Layer* find_backbone(Model& model) {
   for (size_t i = 0; i < model.net().size(); ++i)
@@ -386,6 +270,12 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
   data::Dataset train_set = load_dataset_for(model, cfg.data, "Training", cfg.skip_bad,
                                              cfg.expect_height, cfg.expect_width);
   if (cfg.max_per_class > 0) train_set = data::subset(train_set, cfg.max_per_class, cfg.seed);
+  if (cfg.holdout_folds > 0) {
+    const std::vector<int> fold = data::cross_validation_folds(train_set, cfg.holdout_folds);
+    std::vector<char> keep(fold.size());
+    for (size_t i = 0; i < fold.size(); ++i) keep[i] = fold[i] != cfg.holdout_fold;
+    train_set = data::select(train_set, keep);
+  }
   data::Dataset val_set = load_dataset_for(model, cfg.val, "PublicTest", cfg.skip_bad,
                                            cfg.expect_height, cfg.expect_width);
   if (cfg.val_max_per_class > 0)
@@ -551,6 +441,9 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       Json best = Json::object();
       best["epoch"] = epoch + 1;
       best["val_accuracy"] = val_acc;
+      // What --cv-teacher checks: which fold this model never saw.
+      if (cfg.holdout_folds > 0)
+        best["holdout_fold"] = holdout_name(cfg.holdout_fold, cfg.holdout_folds);
       model.save(cfg.out + "/best.npz", {}, {{"training", best.dump()}});
     }
     averaged.reset();  // the trained weights again
@@ -635,11 +528,33 @@ void TrainConfig::validate() const {
             "--teacher does not combine with --class-weights (the soft targets replace the "
             "labels' weighting)");
   data::check_tta(teacher_tta);
+  FER_CHECK(cv_teachers.empty() || !teacher_online,
+            "--cv-teacher is offline: each model answers for the images it never saw, once "
+            "before training, so it does not combine with --teacher-online");
   FER_CHECK(!teacher_online || !teachers.empty(), "--teacher-online needs --teacher FILE");
   FER_CHECK(!teacher_online || teacher_tta == "none",
             "--teacher-online: the teachers see the model's own augmented batch, so "
             "--teacher-tta must be none, got '", teacher_tta, "'");
   for (const std::string& t : teachers) FER_CHECK(file_exists(t), "--teacher ", t, ": no such file");
+  FER_CHECK(cv_teachers.empty() || class_weights == "none",
+            "--cv-teacher does not combine with --class-weights (the soft targets replace the "
+            "labels' weighting)");
+  FER_CHECK(cv_teachers.empty() || holdout_folds == 0,
+            "--cv-teacher and --holdout-fold do not combine (the folds are of the whole "
+            "training set)");
+  for (const std::string& list : cv_teachers) {
+    const std::vector<std::string> models = cv_teacher_models(list);
+    FER_CHECK(models.size() >= 2, "--cv-teacher ", list,
+              ": expected the comma-separated models of 2 or more folds (model k held out "
+              "fold k)");
+    for (const std::string& m : models)
+      FER_CHECK(file_exists(m), "--cv-teacher ", list, ": ", m.empty() ? "(empty name)" : m,
+                ": no such file");
+  }
+  FER_CHECK(holdout_folds == 0 || (holdout_folds >= 2 && holdout_fold >= 0 &&
+                                   holdout_fold < holdout_folds),
+            "--holdout-fold K/N needs N >= 2 and 0 <= K < N, got ",
+            holdout_name(holdout_fold, holdout_folds));
   FER_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1) (0 = off; 0.999 is typical), got ", ema);
   FER_CHECK(expect_height >= 0 && expect_width >= 0, "--expect-size must be positive");
   FER_CHECK(!skip_mismatched || !weights.empty(), "--skip-mismatched needs --weights FILE");

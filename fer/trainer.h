@@ -63,6 +63,15 @@ struct TrainConfig {
   // must take the student's input as it is (size, channels, scaling), and teacher_tta
   // must be "none" (the view is the batch's).
   bool teacher_online = false;
+  // Cross-validated teachers (--cv-teacher A,B,C): each entry lists N models, model k
+  // trained with holdout_fold = k of N (data::cross_validation_folds). Model k scores only
+  // the examples of fold k -- the ones it never trained on -- so every training image gets
+  // the opinion of a network that did not memorize it. One entry counts as one teacher
+  // in the average with `teachers`. Offline only.
+  std::vector<std::string> cv_teachers;
+  // Train on every example but those of fold holdout_fold of holdout_folds (0 = off):
+  // how the models of a --cv-teacher are trained.
+  int holdout_fold = 0, holdout_folds = 0;
   std::string class_weights = "none";  // none | balanced
   Json augment = Json::object();       // data::Augment fields
   int max_per_class = 0;               // train on a subset (0 = all)

@@ -444,6 +444,44 @@ TEST(Data, SubsetKeepsAtMostPerClassInOriginalOrder) {
   EXPECT_THROW(subset(d, 0, 3), Error);
 }
 
+// The folds of --holdout-fold / --cv-teacher: every example in exactly one fold, each
+// class spread evenly over the folds, shuffled within the class, and the same on every
+// call (no seed: the run that trains a fold's model and the run that asks it must agree).
+TEST(Data, CrossValidationFoldsAreStratifiedAndFixed) {
+  const Dataset d = numbered_dataset(100);  // labels i % 7: 15 of classes 0,1; 14 of the rest
+  const std::vector<int> fold = cross_validation_folds(d, 3);
+  ASSERT_EQ(fold.size(), 100u);
+  int dealt_in_order = 0;  // examples whose fold is what an unshuffled deal would give
+  for (int c = 0; c < 7; ++c) {
+    std::vector<int> per_fold(3, 0);
+    int rank = 0;
+    for (size_t i = 0; i < d.size(); ++i) {
+      if (d.labels[i] != c) continue;
+      ++per_fold.at(fold[i]);  // .at: a fold outside 0..2 fails here
+      dealt_in_order += fold[i] == rank++ % 3;
+    }
+    EXPECT_LE(*std::max_element(per_fold.begin(), per_fold.end()) -
+                  *std::min_element(per_fold.begin(), per_fold.end()), 1) << "class " << c;
+  }
+  EXPECT_LT(dealt_in_order, 60) << "the folds follow the file order";
+  EXPECT_EQ(cross_validation_folds(d, 3), fold);
+
+  // select() keeps the marked examples in order: here all but fold 0.
+  std::vector<char> keep(d.size());
+  for (size_t i = 0; i < d.size(); ++i) keep[i] = fold[i] != 0;
+  const Dataset rest = select(d, keep);
+  EXPECT_EQ(rest.size(), static_cast<size_t>(std::count(keep.begin(), keep.end(), 1)));
+  EXPECT_GE(rest.size(), 64u);
+  EXPECT_LE(rest.size(), 68u);
+  for (size_t j = 0, i = 0; j < rest.size(); ++j, ++i) {
+    while (!keep[i]) ++i;
+    EXPECT_EQ(rest.sources[j], d.sources[i]);
+    EXPECT_EQ(rest.labels[j], d.labels[i]);
+  }
+  EXPECT_THROW(cross_validation_folds(d, 1), Error);
+  EXPECT_THROW(select(d, std::vector<char>(3, 1)), Error);
+}
+
 TEST(Data, BalancedClassWeights) {
   const std::vector<float> w = balanced_class_weights({10, 30, 0, 60});
   ASSERT_EQ(w.size(), 4u);

@@ -1,6 +1,7 @@
 // RandomErasing, mixup (its Beta draws, its loss and gradient, and a training run that
-// uses it with an interrupted-and-resumed run reproducing an uninterrupted one), and
-// training with a moving average of the weights (--ema).
+// uses it with an interrupted-and-resumed run reproducing an uninterrupted one), training
+// with a moving average of the weights (--ema), and knowledge distillation (offline,
+// cross-validated and online teachers).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -13,12 +14,16 @@
 
 #include "command.h"
 #include "data/augment.h"
+#include "data/dataset.h"
 #include "error_of.h"
 #include "gradcheck.h"
 #include "fer/autograd.h"
+#include "fer/evaluate.h"
 #include "fer/json.h"
 #include "fer/npz.h"
 #include "fer/rng.h"
+#include "fer/teachers.h"
+#include "fer/trainer.h"
 #include "layers/loss.h"
 
 namespace fer {
@@ -421,6 +426,95 @@ TEST(Distillation, OnlineTeachersScoreTheModelsOwnBatches) {
   EXPECT_NE(r.out.find(shipped + " takes 96x96x3"), std::string::npos) << r.out;
   testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c " + dir + "d " + dir +
                        "e " + dir + "f " + dir + "t");
+}
+
+// --cv-teacher: model k (trained with --holdout-fold k/N, which leaves fold k out of its
+// training set and records it) answers only for the examples of fold k. The soft labels
+// are checked row by row against each model's own probabilities on its fold; a model in
+// the wrong place, or one that trained on every fold, is refused before anything runs. A
+// student distilled from them resumes bit for bit.
+TEST(Distillation, CrossValidatedTeachersScoreOnlyTheImagesTheyNeverSaw) {
+  const std::string dir = run_dir("distill_cv");
+  const std::string sample = std::string(FER_SOURCE_DIR) + "/data/sample_faces/train";
+  std::string models[2];
+  for (int k = 0; k < 2; ++k) {
+    const std::string out = dir + "m" + std::to_string(k);
+    const auto r = run_fer("train " + sample_run_flags() + "--epochs 1 --holdout-fold " +
+                           std::to_string(k) + "/2 --seed " + std::to_string(7 + k) +
+                           " --out " + out);
+    ASSERT_EQ(r.status, 0) << r.out;
+    models[k] = out + "/best.npz";
+    EXPECT_EQ(Json::parse(read_npz(models[k]).strings.at("training")).get("holdout_fold", ""),
+              std::to_string(k) + "/2");
+  }
+  Model student = Model::load(models[0]);
+  const data::Dataset train_set = load_dataset_for(student, sample, "Training", false);
+  const std::vector<int> fold = data::cross_validation_folds(train_set, 2);
+  const int64_t K = static_cast<int64_t>(student.classes().size());
+
+  TrainConfig cfg;
+  cfg.data = sample;
+  cfg.teacher_tta = "none";
+  cfg.quiet = true;
+  cfg.workers = 1;
+  cfg.cv_teachers = {models[0] + "," + models[1]};
+  const std::vector<float> soft = teacher_probabilities(cfg, student, train_set);
+  ASSERT_EQ(soft.size(), train_set.size() * K);
+  // Each model on every example, to compare with.
+  std::vector<float> everything[2];
+  for (int k = 0; k < 2; ++k) {
+    Model m = Model::load(models[k]);
+    everything[k] = class_probabilities(m, train_set, 256, "none", 1);
+  }
+  float largest_gap = 0, models_differ = 0;
+  for (size_t i = 0; i < train_set.size(); ++i)
+    for (int64_t c = 0; c < K; ++c) {
+      const float own = everything[fold[i]][i * K + c], other = everything[1 - fold[i]][i * K + c];
+      largest_gap = std::max(largest_gap, std::fabs(soft[i * K + c] - own));
+      models_differ = std::max(models_differ, std::fabs(own - other));
+    }
+  EXPECT_LT(largest_gap, 1e-5f) << "a row is not its fold's model's opinion";
+  EXPECT_GT(models_differ, 1e-3f) << "the two models agree: the test could not tell them apart";
+
+  // With a --teacher beside it, the two weigh the same.
+  cfg.teachers = {models[0]};
+  const std::vector<float> mixed = teacher_probabilities(cfg, student, train_set);
+  float mixed_gap = 0;
+  for (size_t i = 0; i < soft.size(); ++i)
+    mixed_gap = std::max(mixed_gap, std::fabs(mixed[i] - 0.5f * (soft[i] + everything[0][i])));
+  EXPECT_LT(mixed_gap, 1e-5f);
+  cfg.teachers.clear();
+
+  cfg.cv_teachers = {models[1] + "," + models[0]};
+  EXPECT_NE(error_of([&] { teacher_probabilities(cfg, student, train_set); })
+                .find("must be trained with --holdout-fold 0/2, but it held out fold 1/2"),
+            std::string::npos);
+  const std::string shipped = std::string(FER_SOURCE_DIR) + "/models/fer2013.npz";
+  cfg.cv_teachers = {shipped + "," + models[1]};
+  EXPECT_NE(error_of([&] { teacher_probabilities(cfg, student, train_set); })
+                .find("it trained on every fold"),
+            std::string::npos);
+
+  const std::string cv = " --cv-teacher " + models[0] + "," + models[1];
+  const auto [x, y] = resumed_and_straight(cv + " --distill 0.7", dir);
+  const Json config = Json::parse(x.strings.at("training")).at("config");
+  ASSERT_EQ(config.at("cv_teachers").size(), 1u);
+  EXPECT_EQ(config.at("cv_teachers")[0].as_string(), models[0] + "," + models[1]);
+
+  const std::pair<std::string, std::string> bad[] = {
+      {"--cv-teacher " + models[0], "2 or more folds"},
+      {"--cv-teacher " + models[0] + ",/nonexistent/m.npz", "/nonexistent/m.npz: no such file"},
+      {cv + " --teacher-online", "does not combine with --teacher-online"},
+      {cv + " --holdout-fold 0/2", "do not combine"},
+      {"--holdout-fold 2/2", "0 <= K < N, got 2/2"},
+      {"--holdout-fold 1", "expected K/N"},
+      {"--holdout-fold 0/3x", "expected K/N"}};
+  for (const auto& [flags, message] : bad) {
+    const auto r = run_fer("train " + sample_run_flags() + flags + " --epochs 1 --out " + dir + "c");
+    EXPECT_NE(r.status, 0) << flags;
+    EXPECT_NE(r.out.find(message), std::string::npos) << flags << ": " << r.out;
+  }
+  testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c " + dir + "m0 " + dir + "m1");
 }
 
 }  // namespace

@@ -1,0 +1,203 @@
+// Knowledge distillation's teachers for `fer train`: the soft labels of offline teachers
+// (--teacher, computed once before training), of cross-validated teachers (--cv-teacher:
+// each image scored by the model that never trained on it), and online teachers
+// (--teacher-online: scoring every batch as the student sees it).
+#include "fer/teachers.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+
+#include "data/preprocess.h"
+#include "fer/autograd.h"
+#include "fer/error.h"
+#include "fer/evaluate.h"
+#include "fer/json.h"
+#include "fer/npz.h"
+#include "layers/loss.h"
+
+namespace fer {
+
+namespace {
+
+// Softens rows of K probabilities at temperature T: p_k^(1/T), renormalized (for one
+// teacher that is softmax(z / T)). T = 1 leaves them as they are.
+void soften(std::vector<float>& p, int64_t K, double T) {
+  if (T == 1) return;
+  const double inv_T = 1 / T;
+  for (int64_t i = 0; i + K <= static_cast<int64_t>(p.size()); i += K) {
+    float* row = p.data() + i;
+    double sum = 0;
+    for (int64_t k = 0; k < K; ++k) sum += row[k] = static_cast<float>(std::pow(row[k], inv_T));
+    for (int64_t k = 0; k < K; ++k) row[k] = static_cast<float>(row[k] / sum);
+  }
+}
+
+// A --teacher model, which must know the student's classes in the student's order.
+Model load_teacher(const std::string& path, const Model& student) {
+  Model teacher = Model::load(path);
+  FER_CHECK(teacher.classes() == student.classes(), "--teacher ", path,
+            ": its classes differ from the model's");
+  return teacher;
+}
+
+// Model k of a --cv-teacher must not have trained on fold k: its best.npz (or export)
+// records the fold it held out. A model with a training record and no held-out fold saw
+// every fold; one without a record (converted weights) cannot be checked.
+void check_held_out(const std::string& path, int fold, int folds) {
+  const NpzArrays arrays = read_npz(path);
+  if (!arrays.strings.count("training")) return;
+  const std::string held_out =
+      Json::parse(arrays.strings.at("training")).get("holdout_fold", "");
+  FER_CHECK(held_out == holdout_name(fold, folds), "--cv-teacher: ", path, " is model ", fold,
+            " of ", folds, ", so it must be trained with --holdout-fold ",
+            holdout_name(fold, folds), ", but ",
+            held_out.empty() ? std::string("it trained on every fold")
+                             : "it held out fold " + held_out);
+}
+
+}  // namespace
+
+// "K/N": fold K of N, as --holdout-fold spells it.
+std::string holdout_name(int fold, int folds) {
+  return std::to_string(fold) + "/" + std::to_string(folds);
+}
+
+// The models of one --cv-teacher entry ("a.npz,b.npz,c.npz").
+std::vector<std::string> cv_teacher_models(const std::string& list) {
+  std::vector<std::string> parts;
+  size_t begin = 0;
+  for (size_t comma; (comma = list.find(',', begin)) != std::string::npos; begin = comma + 1)
+    parts.push_back(list.substr(begin, comma - begin));
+  parts.push_back(list.substr(begin));
+  return parts;
+}
+
+// Knowledge distillation's soft labels: the teachers' class probabilities for every
+// example of train_set (N*K, row i = example i), averaged over the teachers. Computed once
+// per run, in inference mode on the un-augmented images ("offline" distillation: the
+// student trains on augmented views, the teachers' opinion is of the whole face). A
+// teacher that wants other channels (gray vs RGB) reads its own copy of the data, which
+// must hold the same examples in the same order. A --cv-teacher is one teacher whose
+// model k answers for the examples of fold k.
+std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& student,
+                                         const data::Dataset& train_set) {
+  const size_t sources = cfg.teachers.size() + cfg.cv_teachers.size();
+  if (sources == 0 || cfg.teacher_online) return {};
+  const int64_t N = static_cast<int64_t>(train_set.size());
+  const int64_t K = static_cast<int64_t>(student.classes().size());
+  const int student_channels = data::Preprocess::from_json(student.preprocess()).channels;
+  std::vector<float> average(N * K, 0.f);
+  const float share = 1.f / static_cast<float>(sources);
+  // One model's probabilities for the examples `keep` marks (all when empty), in order;
+  // the model and its buffers go when it returns.
+  const auto probabilities_of = [&](const std::string& path, const std::vector<char>& keep) {
+    Model teacher = load_teacher(path, student);
+    data::Dataset own;
+    const data::Dataset* data = &train_set;
+    if (data::Preprocess::from_json(teacher.preprocess()).channels != student_channels) {
+      own = load_dataset_for(teacher, cfg.data, "Training", cfg.skip_bad, cfg.expect_height,
+                             cfg.expect_width);
+      if (cfg.max_per_class > 0) own = data::subset(own, cfg.max_per_class, cfg.seed);
+      FER_CHECK(own.labels == train_set.labels, "--teacher ", path, ": its copy of ", cfg.data,
+                " (other channels) does not hold the same examples");
+      data = &own;
+    }
+    if (!keep.empty()) {
+      own = data::select(*data, keep);
+      data = &own;
+    }
+    std::vector<float> p = class_probabilities(teacher, *data, 256, cfg.teacher_tta, cfg.workers);
+    // The teacher ran at batch 256 and its own input size: the pool's blocks of those
+    // sizes (and of its weights) would never be reused by the next teacher or by
+    // training, only held (with a 96-px and a 128-px teacher, 0.77 GB more peak RSS).
+    release_cached_buffers();
+    return p;
+  };
+  for (const std::string& path : cfg.teachers) {
+    const std::vector<float> p = probabilities_of(path, {});
+    for (int64_t i = 0; i < N * K; ++i) average[i] += share * p[i];
+  }
+  for (const std::string& list : cfg.cv_teachers) {  // fail before any model runs
+    const std::vector<std::string> models = cv_teacher_models(list);
+    for (size_t k = 0; k < models.size(); ++k)
+      check_held_out(models[k], static_cast<int>(k), static_cast<int>(models.size()));
+  }
+  for (const std::string& list : cfg.cv_teachers) {
+    const std::vector<std::string> models = cv_teacher_models(list);
+    const int folds = static_cast<int>(models.size());
+    const std::vector<int> fold = data::cross_validation_folds(train_set, folds);
+    for (int k = 0; k < folds; ++k) {
+      std::vector<char> keep(N);
+      for (int64_t i = 0; i < N; ++i) keep[i] = fold[i] == k;
+      const std::vector<float> p = probabilities_of(models[k], keep);
+      int64_t row = 0;  // p's rows are fold k's examples, in order
+      for (int64_t i = 0; i < N; ++i)
+        if (keep[i]) {
+          for (int64_t c = 0; c < K; ++c) average[i * K + c] += share * p[row * K + c];
+          ++row;
+        }
+    }
+  }
+  soften(average, K, cfg.teacher_temperature);
+  if (!cfg.quiet) {
+    int64_t agree = 0;
+    double label_mass = 0;
+    for (int64_t i = 0; i < N; ++i) {
+      const float* row = average.data() + i * K;
+      agree += std::max_element(row, row + K) - row == train_set.labels[i];
+      label_mass += average[i * K + train_set.labels[i]];
+    }
+    std::fprintf(stderr, "teachers: %zu model(s) + %zu cross-validated, TTA %s, T %g: agree "
+                 "with %.1f%% of the training labels, give them %.3f on average; target = "
+                 "%.2f * label + %.2f * teachers\n", cfg.teachers.size(),
+                 cfg.cv_teachers.size(), cfg.teacher_tta.c_str(), cfg.teacher_temperature,
+                 100.0 * agree / std::max<int64_t>(N, 1), label_mass / std::max<int64_t>(N, 1),
+                 1 - cfg.distill, cfg.distill);
+  }
+  return average;
+}
+
+// --teacher-online: the teachers, loaded once. Each must take the student's input as the
+// batch loader renders it, since it is given the student's very batch.
+std::vector<Model> load_online_teachers(const TrainConfig& cfg, const Model& student) {
+  std::vector<Model> teachers;
+  if (!cfg.teacher_online) return teachers;
+  const data::Preprocess mine = data::Preprocess::from_json(student.preprocess());
+  for (const std::string& path : cfg.teachers) {
+    Model teacher = load_teacher(path, student);
+    const data::Preprocess theirs = data::Preprocess::from_json(teacher.preprocess());
+    FER_CHECK(theirs.height == mine.height && theirs.width == mine.width &&
+                  theirs.channels == mine.channels && theirs.scale == mine.scale,
+              "--teacher ", path, " takes ", theirs.height, "x", theirs.width, "x",
+              theirs.channels, " inputs scaled '", theirs.scale, "', the model ", mine.height,
+              "x", mine.width, "x", mine.channels, " scaled '", mine.scale,
+              "': with --teacher-online the teachers see the model's own batches");
+    teachers.push_back(std::move(teacher));
+  }
+  if (!cfg.quiet)
+    std::fprintf(stderr, "teachers: %zu model(s), online (each batch as the model sees it), "
+                 "T %g; target = %.2f * label + %.2f * teachers\n", teachers.size(),
+                 cfg.teacher_temperature, 1 - cfg.distill, cfg.distill);
+  return teachers;
+}
+
+// The online teachers' class probabilities for one batch (rows x K, row i = example i),
+// averaged over the teachers and softened at the configured temperature.
+std::vector<float> online_teacher_probabilities(std::vector<Model>& teachers,
+                                                const Tensor& images, double temperature) {
+  NoGradGuard no_grad;  // inference: nothing recorded
+  std::vector<float> average;
+  const float share = 1.f / static_cast<float>(teachers.size());
+  for (Model& teacher : teachers) {
+    const Tensor logits = teacher.forward(images, /*training=*/false);
+    const std::vector<float> p = softmax_probabilities(logits);
+    if (average.empty()) average.assign(p.size(), 0.f);
+    for (size_t i = 0; i < p.size(); ++i) average[i] += share * p[i];
+  }
+  const int64_t K = static_cast<int64_t>(average.size()) / images.dim(0);
+  soften(average, K, temperature);
+  return average;
+}
+
+}  // namespace fer
