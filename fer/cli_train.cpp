@@ -66,12 +66,12 @@ std::vector<FlagSpec> train_flags() {
     {"erasing", "P", "augment: RandomErasing with probability P (a random box set to 0)"},
     {"mixup", "A", "mixup: blend pairs of examples and their labels (with --teacher: their targets), weight ~ Beta(A, A)"},
     {"ema", "DECAY", "validate and save a moving average of the weights (e.g. 0.999; 0 = off)"},
-    {"teacher", "FILE", "distill from this model's probabilities (repeat to average several)"},
+    {"teacher", "FILE", "distill from this model's probabilities (repeat to average several; a file named twice weighs twice)"},
     {"distill", "A", "with --teacher: target = (1-A) * label + A * teachers (default 0.5)"},
     {"teacher-temperature", "T", "with --teacher: soften its probabilities, p^(1/T) (default 1)"},
     {"teacher-tta", "MODE", "with --teacher: none | flip (default) | tencrop views per image"},
     {"teacher-online", "", "with --teacher: the teachers see each training batch as the model does (same crops; one inference pass per teacher per step)"},
-    {"cv-teacher", "A,B,..", "distill from cross-validated models: model k (trained with --holdout-fold k/N) scores only fold k, the images it never saw; counts as one --teacher"},
+    {"cv-teacher", "A,B,..", "distill from cross-validated models: model k (trained with --holdout-fold k/N) scores only fold k, the images it never saw; weighs as one --teacher"},
     {"holdout-fold", "K/N", "train on every image but those of fold K of N (stratified, fixed folds): the models of a --cv-teacher"},
     {"max-per-class", "N", "train on at most N images per class"},
     {"val-max-per-class", "N", "validate on at most N images per class"},
@@ -204,9 +204,9 @@ int train(int argc, char** argv) {
   // Online teachers see the batch itself: no views of their own unless asked (an error).
   c.teacher_tta = args.str("teacher-tta", c.teacher_online ? "none" : c.teacher_tta);
   c.teacher_temperature = args.number("teacher-temperature", c.teacher_temperature);
-  FER_CHECK(!c.teachers.empty() || !c.cv_teachers.empty() || (!args.has("distill") && !args.has("teacher-tta") &&
-                                    !args.has("teacher-temperature") &&
-                                    !args.has("teacher-online")),
+  const bool taught = !c.teachers.empty() || !c.cv_teachers.empty();
+  FER_CHECK(taught || (!args.has("distill") && !args.has("teacher-tta") &&
+                       !args.has("teacher-temperature") && !args.has("teacher-online")),
             "fer train: --distill, --teacher-tta, --teacher-temperature and --teacher-online "
             "go with --teacher FILE or --cv-teacher");
   c.augment = aug;

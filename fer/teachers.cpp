@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 #include "data/preprocess.h"
 #include "fer/autograd.h"
@@ -54,6 +55,18 @@ void check_held_out(const std::string& path, int fold, int folds) {
             holdout_name(fold, folds), ", but ",
             held_out.empty() ? std::string("it trained on every fold")
                              : "it held out fold " + held_out);
+}
+
+// The distinct names in `names`, first-seen order, each with how often it appears: a
+// teacher named twice weighs twice as much in the average but is run once.
+std::vector<std::pair<std::string, int>> counted(const std::vector<std::string>& names) {
+  std::vector<std::pair<std::string, int>> out;
+  for (const std::string& name : names) {
+    auto seen = std::find_if(out.begin(), out.end(), [&](const auto& e) { return e.first == name; });
+    if (seen == out.end()) out.emplace_back(name, 1);
+    else ++seen->second;
+  }
+  return out;
 }
 
 }  // namespace
@@ -114,16 +127,18 @@ std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& st
     release_cached_buffers();
     return p;
   };
-  for (const std::string& path : cfg.teachers) {
+  for (const auto& [path, times] : counted(cfg.teachers)) {
     const std::vector<float> p = probabilities_of(path, {});
-    for (int64_t i = 0; i < N * K; ++i) average[i] += share * p[i];
+    const float weight = share * static_cast<float>(times);
+    for (int64_t i = 0; i < N * K; ++i) average[i] += weight * p[i];
   }
   for (const std::string& list : cfg.cv_teachers) {  // fail before any model runs
     const std::vector<std::string> models = cv_teacher_models(list);
     for (size_t k = 0; k < models.size(); ++k)
       check_held_out(models[k], static_cast<int>(k), static_cast<int>(models.size()));
   }
-  for (const std::string& list : cfg.cv_teachers) {
+  for (const auto& [list, times] : counted(cfg.cv_teachers)) {
+    const float weight = share * static_cast<float>(times);
     const std::vector<std::string> models = cv_teacher_models(list);
     const int folds = static_cast<int>(models.size());
     const std::vector<int> fold = data::cross_validation_folds(train_set, folds);
@@ -134,7 +149,7 @@ std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& st
       int64_t row = 0;  // p's rows are fold k's examples, in order
       for (int64_t i = 0; i < N; ++i)
         if (keep[i]) {
-          for (int64_t c = 0; c < K; ++c) average[i * K + c] += share * p[row * K + c];
+          for (int64_t c = 0; c < K; ++c) average[i * K + c] += weight * p[row * K + c];
           ++row;
         }
     }

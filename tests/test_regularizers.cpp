@@ -430,7 +430,8 @@ TEST(Distillation, OnlineTeachersScoreTheModelsOwnBatches) {
 
 // --cv-teacher: model k (trained with --holdout-fold k/N, which leaves fold k out of its
 // training set and records it) answers only for the examples of fold k. The soft labels
-// are checked row by row against each model's own probabilities on its fold; a model in
+// are checked row by row against each model's own probabilities on its fold, and weighed
+// against a --teacher beside them (a teacher named twice weighs twice); a model in
 // the wrong place, or one that trained on every fold, is refused before anything runs. A
 // student distilled from them resumes bit for bit.
 TEST(Distillation, CrossValidatedTeachersScoreOnlyTheImagesTheyNeverSaw) {
@@ -483,6 +484,13 @@ TEST(Distillation, CrossValidatedTeachersScoreOnlyTheImagesTheyNeverSaw) {
   for (size_t i = 0; i < soft.size(); ++i)
     mixed_gap = std::max(mixed_gap, std::fabs(mixed[i] - 0.5f * (soft[i] + everything[0][i])));
   EXPECT_LT(mixed_gap, 1e-5f);
+  // Named twice, the cross-validated teacher weighs twice as much.
+  cfg.cv_teachers = {models[0] + "," + models[1], models[0] + "," + models[1]};
+  const std::vector<float> twice = teacher_probabilities(cfg, student, train_set);
+  float twice_gap = 0;
+  for (size_t i = 0; i < soft.size(); ++i)
+    twice_gap = std::max(twice_gap, std::fabs(twice[i] - (2 * soft[i] + everything[0][i]) / 3));
+  EXPECT_LT(twice_gap, 1e-5f);
   cfg.teachers.clear();
 
   cfg.cv_teachers = {models[1] + "," + models[0]};
