@@ -67,7 +67,8 @@ struct TrainConfig {
   // trained with holdout_fold = k of N (data::cross_validation_folds). Model k scores only
   // the examples of fold k -- the ones it never trained on -- so every training image gets
   // the opinion of a network that did not memorize it. One entry counts as one teacher
-  // in the average with `teachers`. Offline only.
+  // in the average with `teachers` (an entry or a teacher named n times, as n). Offline
+  // only.
   std::vector<std::string> cv_teachers;
   // Train on every example but those of fold holdout_fold of holdout_folds (0 = off):
   // how the models of a --cv-teacher are trained.
