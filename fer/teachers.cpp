@@ -127,15 +127,15 @@ std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& st
     release_cached_buffers();
     return p;
   };
+  for (const auto& entry : counted(cfg.cv_teachers)) {  // fail before any model runs
+    const std::vector<std::string> models = cv_teacher_models(entry.first);
+    for (size_t k = 0; k < models.size(); ++k)
+      check_held_out(models[k], static_cast<int>(k), static_cast<int>(models.size()));
+  }
   for (const auto& [path, times] : counted(cfg.teachers)) {
     const std::vector<float> p = probabilities_of(path, {});
     const float weight = share * static_cast<float>(times);
     for (int64_t i = 0; i < N * K; ++i) average[i] += weight * p[i];
-  }
-  for (const std::string& list : cfg.cv_teachers) {  // fail before any model runs
-    const std::vector<std::string> models = cv_teacher_models(list);
-    for (size_t k = 0; k < models.size(); ++k)
-      check_held_out(models[k], static_cast<int>(k), static_cast<int>(models.size()));
   }
   for (const auto& [list, times] : counted(cfg.cv_teachers)) {
     const float weight = share * static_cast<float>(times);

@@ -270,11 +270,13 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
   data::Dataset train_set = load_dataset_for(model, cfg.data, "Training", cfg.skip_bad,
                                              cfg.expect_height, cfg.expect_width);
   if (cfg.max_per_class > 0) train_set = data::subset(train_set, cfg.max_per_class, cfg.seed);
+  size_t held_out = 0;  // images of the --holdout-fold, left out of training
   if (cfg.holdout_folds > 0) {
     const std::vector<int> fold = data::cross_validation_folds(train_set, cfg.holdout_folds);
     std::vector<char> keep(fold.size());
     for (size_t i = 0; i < fold.size(); ++i) keep[i] = fold[i] != cfg.holdout_fold;
     train_set = data::select(train_set, keep);
+    held_out = fold.size() - train_set.size();
   }
   data::Dataset val_set = load_dataset_for(model, cfg.val, "PublicTest", cfg.skip_bad,
                                            cfg.expect_height, cfg.expect_width);
@@ -288,6 +290,9 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
   if (!cfg.quiet) {
     std::fprintf(stderr, "train: %zu images from %s", train_set.size(), cfg.data.c_str());
     if (train_set.skipped) std::fprintf(stderr, " (%lld skipped)", (long long)train_set.skipped);
+    if (cfg.holdout_folds > 0)
+      std::fprintf(stderr, " (fold %s held out: %zu images)",
+                   holdout_name(cfg.holdout_fold, cfg.holdout_folds).c_str(), held_out);
     std::fprintf(stderr, "\nval:   %zu images from %s\n", val_set.size(), cfg.val.c_str());
     std::fprintf(stderr, "model: %s, %lld parameters (%lld trainable), %d threads\n",
                  model.name().c_str(), (long long)model.parameter_count(),

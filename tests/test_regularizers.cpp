@@ -440,10 +440,16 @@ TEST(Distillation, CrossValidatedTeachersScoreOnlyTheImagesTheyNeverSaw) {
   std::string models[2];
   for (int k = 0; k < 2; ++k) {
     const std::string out = dir + "m" + std::to_string(k);
-    const auto r = run_fer("train " + sample_run_flags() + "--epochs 1 --holdout-fold " +
-                           std::to_string(k) + "/2 --seed " + std::to_string(7 + k) +
-                           " --out " + out);
+    std::string flags = sample_run_flags();  // not quiet: the "train:" line names the fold
+    flags.erase(flags.find("--quiet "), 8);
+    const auto r = run_fer("train " + flags + "--epochs 1 --holdout-fold " + std::to_string(k) +
+                           "/2 --seed " + std::to_string(7 + k) + " --out " + out);
     ASSERT_EQ(r.status, 0) << r.out;
+    // The sample has 420 faces, 60 per class: each fold holds half of every class.
+    EXPECT_NE(r.out.find("train: 210 images from " + sample + " (fold " + std::to_string(k) +
+                         "/2 held out: 210 images)"),
+              std::string::npos)
+        << r.out;
     models[k] = out + "/best.npz";
     EXPECT_EQ(Json::parse(read_npz(models[k]).strings.at("training")).get("holdout_fold", ""),
               std::to_string(k) + "/2");
