@@ -19,10 +19,11 @@ using testing::kPython;
 using testing::run_command;
 
 // A small cnn3 whose every array (BatchNorm statistics too) depends on `seed`.
-Model small_cnn3(uint64_t seed, int classes = 7) {
+Model small_cnn3(uint64_t seed, int classes = 7, double dropout = 0.5) {
   Json options = Json::object();
   options["size"] = 16;
   options["num_classes"] = classes;
+  options["dropout"] = dropout;
   Json arch = Json::object();
   arch["name"] = "cnn3";
   arch["options"] = options;
@@ -67,6 +68,13 @@ TEST(AverageWeights, EveryArrayIsTheMeanAndBadInputsAreOneLineErrors) {
   EXPECT_TRUE(saw_moving_variance);
   EXPECT_LT(largest_gap, 1e-6f);
   EXPECT_GT(inputs_differ, 1e-3f) << "the inputs are equal: the test could not see an average";
+
+  // Same arrays, another dropout rate: averaged, with a note, in the first input's settings.
+  small_cnn3(5, 7, 0.3).save(dir + "/dropout.npz");
+  const auto d = average(dir + "/soup2.npz " + dir + "/a.npz " + dir + "/dropout.npz");
+  ASSERT_EQ(d.status, 0) << d.out;
+  EXPECT_NE(d.out.find("dropout.npz's architecture settings differ"), std::string::npos) << d.out;
+  EXPECT_EQ(Model::load(dir + "/soup2.npz").architecture().at("options").get("dropout", 0.0), 0.5);
 
   // Another architecture, a missing input, one input only: status 1, one line, no traceback,
   // and no output file.

@@ -4,9 +4,11 @@
     tools/average_weights.py OUT.npz A.npz B.npz [C.npz ...]
 
 Every float array (kernels, biases, BatchNorm gamma/beta and moving statistics) of OUT is
-the mean of the same array in the inputs, stored as float32; the text entries
-(`architecture`, `training`) are the first input's. The inputs must share the architecture
-and every array's name and shape, or nothing is written.
+the mean of the same array in the inputs, stored as float32; other arrays (integer
+counters) must be equal in all inputs and are copied. The inputs must hold the same arrays
+with the same shapes, or nothing is written. The text entries are the first input's:
+`training` (how it was trained) and `architecture` (a note says when another input's
+differs in its settings, e.g. a dropout rate or a crop).
 
 Averaged BatchNorm moving statistics are not the statistics of the averaged network;
 re-estimate them with one pass at learning rate 0 over training images, e.g.
@@ -35,9 +37,12 @@ def main(argv):
     models = []
     for path in inputs:
         try:
-            models.append(np.load(path))
+            model = np.load(path)
         except (OSError, ValueError) as e:
             fail(f"{path}: cannot read it as .npz ({e})")
+        if not isinstance(model, np.lib.npyio.NpzFile):
+            fail(f"{path}: a single .npy array, not a .npz model")
+        models.append(model)
     first = models[0]
     if "architecture" not in first:
         fail(f"{inputs[0]}: no 'architecture' entry: not a fer model")
@@ -45,15 +50,24 @@ def main(argv):
         if set(model.keys()) != set(first.keys()):
             only = sorted(set(model.keys()) ^ set(first.keys()))[:5]
             fail(f"{path} and {inputs[0]} hold different arrays (e.g. {', '.join(only)})")
-        if str(model["architecture"]) != str(first["architecture"]):
-            fail(f"{path}: its architecture differs from {inputs[0]}'s")
         for name in first.keys():
             if model[name].shape != first[name].shape:
                 fail(f"{path}: '{name}' is {model[name].shape}, in {inputs[0]} {first[name].shape}")
+    for path, model in zip(inputs[1:], models[1:]):
+        if str(model["architecture"]) != str(first["architecture"]):
+            # Same arrays, other settings (a dropout rate, a crop): the average is still one
+            # network of these shapes; it is written with the first input's settings.
+            print(f"average_weights.py: note: {path}'s architecture settings differ from "
+                  f"{inputs[0]}'s; the average takes {inputs[0]}'s", file=sys.stderr)
 
     averaged = {}
     for name in first.keys():
-        if first[name].dtype.kind in "US":  # text: architecture, training record
+        if name in ("training", "architecture"):  # the first input's (checked above)
+            averaged[name] = first[name]
+        elif first[name].dtype.kind != "f":  # the architecture's text, integer counters
+            if any(not np.array_equal(model[name], first[name]) for model in models[1:]):
+                fail(f"'{name}' ({first[name].dtype}) differs between the inputs and is not "
+                     "a float array to average")
             averaged[name] = first[name]
         else:  # float16 models load as float32, as fer does
             total = sum(model[name].astype(np.float64) for model in models)
