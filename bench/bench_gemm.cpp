@@ -22,6 +22,7 @@
 //   _dx      the input gradient  d(col) [pixels, kh*kw*in] += dY [pixels, out] * W^T  (trans_b)
 //   _dw      the weight gradient dW [kh*kw*in, out] += col^T * dY                    (trans_a)
 //   cnn3_dense1, cnn3_predictions  cnn3's classifier's Dense layers, forward, _dx and _dw
+//                                  at batch 64, and forward at batch 1 (_1x...)
 //   small_N, square_N   N x N x N (small_N also with the three-loop reference)
 // Filter with --benchmark_filter, e.g. 'mbv1_0.75_96/b64/conv_pw_[1-3]_'.
 #include <benchmark/benchmark.h>
@@ -220,6 +221,11 @@ std::vector<Shape> shapes() {
     out.push_back({name, false, false, 64, fc.out, fc.in, 1.f});
     out.push_back({name + "_dx", false, true, 64, fc.in, fc.out, 1.f});
     out.push_back({name + "_dw", true, false, fc.in, fc.out, 64, 1.f});
+    // Batch 1 (inference latency): one row of C, a matrix-vector product bound by
+    // reading the weights once.
+    out.push_back({std::string(fc.name) + "_1x" + std::to_string(fc.in) + "x" +
+                       std::to_string(fc.out),
+                   false, false, 1, fc.out, fc.in, 1.f});
   }
   out.push_back({"square_512", false, false, 512, 512, 512, 0.f});
   out.push_back({"square_1024", false, false, 1024, 1024, 1024, 0.f});

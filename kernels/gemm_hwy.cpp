@@ -336,9 +336,8 @@ HWY_INLINE void TileRow(const Problem& P, size_t kc, size_t rows, const float* c
 constexpr int64_t kInPlaceBRows = 96;
 
 // The whole problem P on the calling thread, with tiles of MR x NV vectors.
-template <size_t NV>
+template <size_t MR, size_t NV>
 void SgemmBlocked(const Problem& P, float* HWY_RESTRICT workspace) {
-  constexpr size_t MR = RowsFor(NV);
   float* packed_b = workspace;
   float* a_edge = workspace + gemm_detail::kPackedB;
   for (int64_t jc = 0; jc < P.n; jc += gemm_detail::kNC) {
@@ -389,10 +388,28 @@ void SgemmBlocked(const Problem& P, float* HWY_RESTRICT workspace) {
   }
 }
 
+// Tiles of MR = RowsFor(NV) rows, or -- when all of C has fewer rows than that (a Dense
+// layer or a small 1x1 convolution at batch 1) -- of the fewest rows of 1, 2, 4, 8 that
+// hold it. A full-height tile would compute its missing rows too (they repeat the last
+// one and are never stored): at m = 1 that is 12 times the work, and a GEMV is bound by
+// reading B once anyway. bench_gemm's cnn3/b1 shapes measure it.
+template <size_t NV>
+void SgemmRows(const Problem& P, float* HWY_RESTRICT workspace) {
+  constexpr size_t MR = RowsFor(NV);
+  if (P.m >= static_cast<int64_t>(MR)) return SgemmBlocked<MR, NV>(P, workspace);
+  if (P.m == 1) return SgemmBlocked<1, NV>(P, workspace);
+  if (P.m == 2) return SgemmBlocked<2, NV>(P, workspace);
+  if (P.m <= 4) return SgemmBlocked<4, NV>(P, workspace);
+  if constexpr (MR > 8) {
+    if (P.m <= 8) return SgemmBlocked<8, NV>(P, workspace);
+  }
+  SgemmBlocked<MR, NV>(P, workspace);
+}
+
 // The whole problem P on the calling thread. workspace: kWorkspaceFloats, 64-byte aligned.
 void SgemmSerial(const Problem& P, float* HWY_RESTRICT workspace) {
-  if (kWide && P.n % (3 * kN) == 0) SgemmBlocked<3>(P, workspace);
-  else SgemmBlocked<2>(P, workspace);
+  if (kWide && P.n % (3 * kN) == 0) SgemmRows<3>(P, workspace);
+  else SgemmRows<2>(P, workspace);
 }
 
 // Which target this copy of the code was compiled for (tests check the dispatch).

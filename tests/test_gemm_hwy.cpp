@@ -199,6 +199,31 @@ TEST(GemmHwy, ThreadedPathsOnEveryTarget) {
   omp_set_num_threads(saved);
 }
 
+TEST(GemmHwy, FewRowsOnEveryTarget) {
+  // C with fewer rows than one tile (a Dense layer or a small 1x1 convolution at batch 1)
+  // runs on tiles of 1, 2, 4 or 8 rows: every such m, with B read in place (n a multiple
+  // of the panel width, op(B) = B) or packed, one or two depth blocks, and at m = 1 the
+  // two-thread split of cnn3's dense1 at batch 1 ([1, 4608] x [4608, 256]).
+  const int saved = omp_get_max_threads();
+  for_each_target([] {
+    Rng rng(13);
+    std::vector<Case> cases;
+    for (int m = 1; m <= 13; ++m)
+      for (int t = 0; t < 4; ++t)
+        for (const int n : {96, 48, 7, 33})
+          for (const int k : {37, 500})
+            cases.push_back({bool(t & 1), bool(t >> 1), m, n, k, t == 3 ? -0.5f : 1.f,
+                             m % 3 == 0 ? 0.f : 0.3f, m % 2, 0, m % 3});
+    omp_set_num_threads(1);
+    EXPECT_TRUE(run_all(&sgemm_hwy, cases, rng));
+    omp_set_num_threads(2);
+    EXPECT_TRUE(run_all(&sgemm_hwy, {{false, false, 1, 256, 4608, 1.f, 1.f, 0, 0, 0},
+                                     {false, false, 3, 256, 4608, 1.f, 0.f, 0, 0, 0}},
+                        rng));
+  });
+  omp_set_num_threads(saved);
+}
+
 TEST(GemmHwy, InsideParallelRegionRunsPerThread) {
   // Called from inside an OpenMP region, each call must run on its own thread and still
   // be right (no shared scratch between concurrent calls).
