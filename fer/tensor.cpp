@@ -276,6 +276,16 @@ float* Tensor::grad_to_write(bool* accumulate) const {
   return impl_->grad.data();
 }
 
+bool Tensor::take_grad_of(const Tensor& from) const {
+  FER_CHECK(impl_ && from.impl_, "use of an undefined tensor");
+  if (impl_ == from.impl_ || !impl_->grad.empty() || from.impl_->grad.empty() ||
+      from.impl_->grad.size() != numel())
+    return false;
+  impl_->grad = std::move(from.impl_->grad);
+  from.impl_->grad = AlignedBuffer();
+  return true;
+}
+
 Tensor Tensor::grad_tensor() const {
   Tensor out(shape());
   if (has_grad()) std::memcpy(out.data(), grad(), numel() * sizeof(float));

@@ -108,6 +108,14 @@ class Tensor {
   // the buffer with *accumulate = true. Saves the zero-fill of grad() (a pass over every
   // activation's gradient each training step).
   float* grad_to_write(bool* accumulate) const;
+  // For a backward pass that can write its input's gradient over its output's, element
+  // by element (BatchNorm): when this tensor has no gradient buffer yet and `from` has one
+  // of the same size, moves that buffer here and returns true -- `from` is left without
+  // one, its gradient consumed (nothing reads an output's gradient after the backward of
+  // the layer that produced it). Writing over the gradient just read saves the memory
+  // traffic of a fresh buffer (its read for ownership) and one buffer per layer.
+  // Otherwise returns false and changes nothing.
+  bool take_grad_of(const Tensor& from) const;
   Tensor grad_tensor() const;        // a copy of the gradient (zeros if none)
   void zero_grad();                  // sets an existing gradient to zero
 

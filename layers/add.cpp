@@ -1,5 +1,7 @@
 #include "layers/add.h"
 
+#include <cstring>
+
 #include "fer/autograd.h"
 #include "fer/error.h"
 
@@ -22,14 +24,21 @@ Tensor add(const Tensor& a, const Tensor& b) {
     tape.record([a, b, y, n]() {
       // d(a+b)/da = d(a+b)/db = 1: both inputs receive dy as it is. (a and b may be the
       // same tensor, as in add(x, x); then it correctly receives 2 dy.)
+      // When a has no gradient yet, y's gradient buffer simply becomes a's (no copy, no
+      // zero-filled buffer; Tensor::take_grad_of); b then adds dy from it as usual --
+      // for add(x, x) that reads and writes the same buffer, which gives 2 dy.
       const float* dy = y.grad();
-      if (a.requires_grad()) {
+      if (a.requires_grad() && !a.take_grad_of(y)) {
         float* da = a.grad();
         for (int64_t i = 0; i < n; ++i) da[i] += dy[i];
       }
       if (b.requires_grad()) {
-        float* db = b.grad();
-        for (int64_t i = 0; i < n; ++i) db[i] += dy[i];
+        bool accumulate = true;
+        float* db = b.grad_to_write(&accumulate);
+        if (accumulate)
+          for (int64_t i = 0; i < n; ++i) db[i] += dy[i];
+        else
+          std::memcpy(db, dy, sizeof(float) * n);
       }
     });
   }

@@ -1,10 +1,25 @@
 #include "layers/batchnorm.h"
 
+#include <atomic>
+#include <cstdlib>
+#include <string>
+
 #include "fer/autograd.h"
 #include "kernels/batchnorm.h"
 #include "layers/activation.h"
 
 namespace fer {
+
+namespace {
+// FER_BN_IN_PLACE=0 starts with the in-place backward off (to time the difference).
+std::atomic<bool> in_place_enabled{[] {
+  const char* v = std::getenv("FER_BN_IN_PLACE");
+  return !(v && std::string(v) == "0");
+}()};
+}  // namespace
+
+void BatchNormalization::set_in_place_backward(bool enabled) { in_place_enabled = enabled; }
+bool BatchNormalization::in_place_backward() { return in_place_enabled; }
 
 BatchNormalization::BatchNormalization(std::string name, float epsilon, float momentum,
                                        bool center, bool scale)
@@ -108,10 +123,22 @@ Tensor BatchNormalization::run(const Tensor& x, bool training, kernels::Act act)
       // With an activation, the activation's mask is recomputed from x, gamma and beta
       // (kernels/batchnorm.h): the backward reads neither y nor anything but x and dy.
       tape.record([x, y, gamma, beta, mean, inv_std, rows, C, act]() {
+        const float* dy = y.grad();
         bool dx_accumulate = true;  // false: the first gradient into x, written not added
-        float* dx = x.requires_grad() ? x.grad_to_write(&dx_accumulate) : nullptr;
+        float* dx = nullptr;
+        if (x.requires_grad()) {
+          // The first gradient into x is written over dy, in place (the kernel reads
+          // dy[i] before it writes dx[i]): one fewer buffer, and no read for ownership of
+          // fresh memory -- one of the backward's six passes over memory.
+          if (in_place_backward() && x.take_grad_of(y)) {
+            dx = x.grad();
+            dx_accumulate = false;
+          } else {
+            dx = x.grad_to_write(&dx_accumulate);
+          }
+        }
         kernels::batchnorm_backward_train_fused(
-            act, x.data(), y.grad(), gamma.data(), beta.data(), mean.data(), inv_std.data(),
+            act, x.data(), dy, gamma.data(), beta.data(), mean.data(), inv_std.data(),
             rows, C, dx, gamma.requires_grad() ? gamma.grad() : nullptr,
             beta.requires_grad() ? beta.grad() : nullptr, dx_accumulate);
       });

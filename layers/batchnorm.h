@@ -53,6 +53,13 @@ class BatchNormalization : public Layer {
   static kernels::Act activation_of(const Layer& next);
   void normalize_inference_in_place(float* y, int64_t rows, kernels::Act act) const;
 
+  // In training, the backward writes x's gradient over y's in place when it is the first
+  // gradient into x (Tensor::take_grad_of): one buffer and one pass of memory traffic
+  // fewer per layer. On by default; off (FER_BN_IN_PLACE=0, or here) every backward
+  // writes a buffer of its own. Both give the same gradients bit for bit.
+  static void set_in_place_backward(bool enabled);
+  static bool in_place_backward();
+
   float epsilon() const { return epsilon_; }
   float momentum() const { return momentum_; }
   // Direct access (tests, weight import). Undefined tensors for an absent gamma/beta.

@@ -35,6 +35,7 @@
 #include "fer/rng.h"
 #include "kernels/batchnorm.h"
 #include "layers/activation.h"
+#include "layers/add.h"
 #include "layers/batchnorm.h"
 #include "layers/loss.h"
 #include "layers/sequential.h"
@@ -651,6 +652,65 @@ TEST(BatchNormReluFusion, MobileNetV1StepMatchesUnfused) {
     for (size_t i = 0; i < fused.stats.size(); ++i)
       expect_near_all(fused.stats[i], plain.stats[i], 1e-6,
                       what + " statistic " + std::to_string(i));
+  }
+}
+
+// ======================================================================================
+// The in-place backward (BatchNormalization::set_in_place_backward)
+// ======================================================================================
+
+// Restores the in-place switch however the test ends.
+struct InPlaceGuard {
+  bool saved = BatchNormalization::in_place_backward();
+  ~InPlaceGuard() { BatchNormalization::set_in_place_backward(saved); }
+};
+
+TEST(BatchNormInPlaceBackward, MobileNetV1StepGivesTheSameGradientsBitForBit) {
+  FusionGuard fusion_guard;
+  InPlaceGuard guard;
+  for (bool frozen : {false, true}) {
+    const std::string what = frozen ? "frozen backbone" : "training";
+    BatchNormalization::set_in_place_backward(true);
+    const StepResult in_place = mobilenet_step(true, frozen);
+    BatchNormalization::set_in_place_backward(false);
+    const StepResult own_buffer = mobilenet_step(true, frozen);
+    ASSERT_EQ(in_place.grads.size(), own_buffer.grads.size()) << what;
+    for (size_t i = 0; i < in_place.grads.size(); ++i)
+      EXPECT_EQ(in_place.grads[i], own_buffer.grads[i]) << what << " gradient " << i;
+    EXPECT_EQ(in_place.stats, own_buffer.stats) << what;
+  }
+}
+
+TEST(BatchNormInPlaceBackward, TakesTheOutputGradientOnlyWhenItIsTheFirstIntoItsInput) {
+  InPlaceGuard guard;
+  Rng rng(9);
+  const Shape example = {3, 4, 5};
+  const Tensor x_in = fer::testing::random_tensor({2, 3, 4, 5}, rng, -1, 2);
+  const Tensor w = fer::testing::random_tensor({2, 3, 4, 5}, rng, -1, 1);
+  // y = BN(x) alone, then y = BN(x) + x (the sum's backward writes x's gradient first,
+  // so BatchNorm must add into it, not take y's).
+  for (bool residual : {false, true}) {
+    std::vector<float> dx[2];
+    bool y_kept_grad[2];
+    for (bool in_place : {false, true}) {
+      BatchNormalization::set_in_place_backward(in_place);
+      BatchNormalization bn("bn");
+      Rng init(3);
+      bn.build(example, init);
+      bn.gamma().copy_from(fer::testing::random_tensor({5}, init, 0.5f, 1.5f));
+      Tensor x = x_in.clone();
+      x.set_requires_grad(true);
+      Tensor y = bn.forward(x, true);
+      Tensor out = residual ? add(y, x) : y;
+      Tape::current().backward(out, w);
+      dx[in_place] = x.grad_tensor().to_vector();
+      y_kept_grad[in_place] = y.has_grad();
+    }
+    const std::string what = residual ? "BN(x) + x" : "BN(x)";
+    EXPECT_EQ(dx[true], dx[false]) << what;
+    EXPECT_TRUE(y_kept_grad[false]) << what;
+    // In place, y's gradient buffer became x's -- unless x had a gradient already.
+    EXPECT_EQ(y_kept_grad[true], residual) << what;
   }
 }
 

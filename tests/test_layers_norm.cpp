@@ -442,6 +442,22 @@ TEST(Add, ValuesGradientsAndErrors) {
   Tensor y3 = add(c, c);
   Tape::current().backward(y3, Tensor({5}, 1.f));
   for (int64_t i = 0; i < 5; ++i) EXPECT_EQ(c.grad()[i], 2.f);
+  // The first gradient into a is y's buffer itself (moved, not copied); b's a copy. With
+  // the same fresh tensor on both sides: 2 dy again.
+  const Tensor seed = random_tensor({5}, rng);
+  Tensor d = random_tensor({5}, rng), e = random_tensor({5}, rng);
+  d.set_requires_grad(true);
+  e.set_requires_grad(true);
+  Tensor y4 = add(d, e);
+  Tape::current().backward(y4, seed);
+  EXPECT_FALSE(y4.has_grad());
+  EXPECT_EQ(d.grad_tensor().to_vector(), seed.to_vector());
+  EXPECT_EQ(e.grad_tensor().to_vector(), seed.to_vector());
+  Tensor f = random_tensor({5}, rng);
+  f.set_requires_grad(true);
+  Tensor y5 = add(f, f);
+  Tape::current().backward(y5, seed);
+  for (int64_t i = 0; i < 5; ++i) EXPECT_EQ(f.grad()[i], 2.f * seed.data()[i]);
 
   try {
     add(Tensor({2, 4, 4, 8}), Tensor({2, 4, 4, 16}));
