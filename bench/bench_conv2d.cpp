@@ -1,6 +1,7 @@
 // k x k convolution speed: im2col + GEMM (conv2d_*_im2col) against the direct Highway
 // kernels (conv2d_*_direct), Winograd F(2x2, 3x3) (conv2d_*_winograd: 3x3 stride 1,
-// forward and backward to the input) and the default (conv2d_*, what the layers call), at every
+// forward and backward to the input; winograd_kept: forward with the kernel transformed once,
+// as inference keeps it) and the default (conv2d_*, what the layers call), at every
 // non-depthwise, non-1x1 convolution of the bench networks (bench/network_shapes.h: cnn3 at
 // 48 px and MobileNet V1 alpha 0.75 at 96 px by default; $FER_BENCH_BATCHES, default 64
 // and 1). 1x1 convolutions are one plain GEMM in every variant and are left out.
@@ -30,7 +31,7 @@ using namespace fer::kernels;
 namespace {
 
 enum class Op { Forward, BackwardInput, BackwardWeights };
-enum class Variant { Default, Im2col, Direct, Winograd };
+enum class Variant { Default, Im2col, Direct, Winograd, WinogradKept };
 
 using fer::bench::Array;  // 64-byte aligned, as fer's tensors
 using fer::bench::random_values;
@@ -42,9 +43,18 @@ void run(benchmark::State& state, Conv2DGeometry g, int oc, Op op, Variant varia
   const auto x = random_values(xs, rng), k = random_values(taps_c * oc, rng);
   const auto dy = random_values(ys, rng);
   Array y(ys), dx(xs), dk(taps_c * oc);
+  // winograd_kept: the kernel transformed once, outside the timed loop, as Conv2D keeps
+  // it in inference (conv2d_forward_winograd_transformed).
+  WinogradKernel kept;
+  if (variant == Variant::WinogradKept) kept = conv2d_winograd_transform_kernel(k.data(), g.c, oc);
   for (auto _ : state) {
     switch (op) {
       case Op::Forward:
+        if (variant == Variant::WinogradKept) {
+          conv2d_forward_winograd_transformed(g, kept, x.data(), nullptr, y.data());
+          benchmark::DoNotOptimize(y.data());
+          break;
+        }
         (variant == Variant::Default    ? conv2d_forward
          : variant == Variant::Im2col   ? conv2d_forward_im2col
          : variant == Variant::Winograd ? conv2d_forward_winograd
@@ -90,7 +100,7 @@ const int kRegistered = [] {
                                             {Op::BackwardWeights, "bwd_weights"}};
   const std::pair<Variant, const char*> variants[] = {
       {Variant::Default, "default"}, {Variant::Im2col, "im2col"}, {Variant::Direct, "direct"},
-      {Variant::Winograd, "winograd"}};
+      {Variant::Winograd, "winograd"}, {Variant::WinogradKept, "winograd_kept"}};
   for (const fer_bench::ConvShape& c : fer_bench::bench_conv_shapes()) {
     if (c.depthwise || c.g.kh * c.g.kw == 1) continue;
     for (const auto& [op, op_name] : ops)
@@ -100,6 +110,8 @@ const int kRegistered = [] {
           continue;
         if (variant == Variant::Winograd &&
             (op == Op::BackwardWeights || !conv2d_winograd_covers(c.g)))
+          continue;
+        if (variant == Variant::WinogradKept && (op != Op::Forward || !conv2d_winograd_covers(c.g)))
           continue;
         const std::string name = c.name + "_" + std::to_string(c.g.h) + "x" +
                                  std::to_string(c.g.w) + "x" + std::to_string(c.g.c) + "_" +

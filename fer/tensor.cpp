@@ -1,6 +1,7 @@
 #include "fer/tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <limits>
 #include <cstring>
@@ -206,9 +207,20 @@ int64_t Tensor::dim(int axis) const {
 
 int64_t Tensor::numel() const { return impl_ ? impl_->data.size() : 0; }
 
+uint64_t next_tensor_version() {
+  static std::atomic<uint64_t> counter{0};
+  return counter.fetch_add(1, std::memory_order_relaxed) + 1;
+}
+
 float* Tensor::data() {
   FER_CHECK(impl_, "use of an undefined tensor");
+  impl_->version = next_tensor_version();  // the caller may write through the pointer
   return impl_->data.data();
+}
+
+uint64_t Tensor::version() const {
+  FER_CHECK(impl_, "use of an undefined tensor");
+  return impl_->version;
 }
 
 const float* Tensor::data() const {

@@ -55,11 +55,19 @@ class AlignedBuffer {
   int64_t size_ = 0;
 };
 
+// A number unique across the whole run, for TensorImpl::version.
+uint64_t next_tensor_version();
+
 struct TensorImpl {
   Shape shape;
   AlignedBuffer data;
   AlignedBuffer grad;  // empty until something accumulates into it
   bool requires_grad = false;
+  // Renewed (a number no tensor ever had) whenever the data may change: at creation and
+  // at every non-const data() -- fill, copy_from and the optimizers' updates go through
+  // it. Equal versions mean equal contents, so a layer can keep something computed from
+  // its weights (Conv2D: the Winograd kernel transform) until the version moves.
+  uint64_t version = next_tensor_version();
 };
 
 class Tensor {
@@ -118,6 +126,9 @@ class Tensor {
   bool take_grad_of(const Tensor& from) const;
   Tensor grad_tensor() const;        // a copy of the gradient (zeros if none)
   void zero_grad();                  // sets an existing gradient to zero
+
+  // The data's version (TensorImpl::version): unchanged means not written since.
+  uint64_t version() const;
 
   // Identity of the underlying storage (for tests and caches).
   const TensorImpl* impl() const { return impl_.get(); }

@@ -282,6 +282,10 @@ bool winograd_pays(const Conv2DGeometry& g, int oc) {
 }
 }  // namespace
 
+bool conv2d_winograd_transformed_pays(const Conv2DGeometry& g, int oc) {
+  return conv2d_winograd_covers(g) && g.c >= kWinogradMinChannels && oc >= kWinogradMinChannels;
+}
+
 bool conv2d_forward_uses_winograd(const Conv2DGeometry& g, int oc) {
   return !is_pointwise(g) && winograd_pays(g, oc);
 }

@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "fer/tensor.h"  // AlignedBuffer
 #include "kernels/padding.h"
 
 namespace fer::kernels {
@@ -92,6 +93,24 @@ void conv2d_forward_winograd(const Conv2DGeometry& g, int out_channels, const fl
                              const float* kernel, const float* bias, float* y);
 void conv2d_backward_input_winograd(const Conv2DGeometry& g, int out_channels, const float* dy,
                                     const float* kernel, float* dx, bool accumulate = true);
+
+// The Winograd forward in two steps, for weights that stay the same from call to call
+// (inference): conv2d_forward_winograd transforms the kernel (U = G g G^T, 16 x C x OCP
+// floats) on every call, which at a few tiles -- a 12x12 map at batch 1 -- costs more
+// than the products themselves. Transformed once and kept (Conv2D does, while its kernel
+// is unchanged), Winograd pays at any number of tiles: bench_conv2d's fwd/winograd_kept
+// rows. conv2d_forward_winograd = transform + transformed, same results bit for bit.
+struct WinogradKernel {
+  AlignedBuffer u;  // [16, C, OCP], zeros in the padding lanes
+  int c = 0, oc = 0;
+  int64_t ocp = 0;  // OC rounded up to the vector width
+};
+WinogradKernel conv2d_winograd_transform_kernel(const float* kernel, int c, int out_channels);
+void conv2d_forward_winograd_transformed(const Conv2DGeometry& g, const WinogradKernel& k,
+                                         const float* x, const float* bias, float* y);
+// Whether a forward with the kernel already transformed beats the direct one for this
+// shape (as conv2d_forward_uses_winograd, without its minimum number of tiles).
+bool conv2d_winograd_transformed_pays(const Conv2DGeometry& g, int out_channels);
 
 // For tests and benchmarks, as sgemm_hwy_* in kernels/gemm.h: the Highway targets compiled
 // and supported by this CPU (best first), forcing one (0 undoes), the target the next call

@@ -423,24 +423,48 @@ bool conv2d_winograd_covers(const Conv2DGeometry& g) {
   return g.kh == 3 && g.kw == 3 && g.stride_h == 1 && g.stride_w == 1;
 }
 
-void conv2d_forward_winograd(const Conv2DGeometry& g, int oc, const float* x,
-                             const float* kernel, const float* bias, float* y) {
+WinogradKernel conv2d_winograd_transform_kernel(const float* kernel, int c, int oc) {
+  WinogradKernel k;
+  k.c = c;
+  k.oc = oc;
+  // Rounded to whole 16-float vectors whatever the target (a multiple of every x86 vector
+  // width), so that a transform made under one SIMD target stays valid under another
+  // (the tests force targets one after the other).
+  k.ocp = round_up(oc, std::max<int64_t>(16, HWY_DYNAMIC_DISPATCH(WinogradLanes)()));
+  if (c > 0 && oc > 0) k.u = transform_kernel(kernel, c, oc, k.ocp);
+  return k;
+}
+
+void conv2d_forward_winograd_transformed(const Conv2DGeometry& g, const WinogradKernel& k,
+                                         const float* x, const float* bias, float* y) {
   FER_CHECK(conv2d_winograd_covers(g), "conv2d_forward_winograd: 3x3 stride 1 only, got ",
             g.kh, "x", g.kw, " stride ", g.stride_h, ",", g.stride_w);
+  FER_CHECK(k.c == g.c, "conv2d_forward_winograd_transformed: kernel transformed for ", k.c,
+            " input channels, input has ", g.c);
+  FER_CHECK(k.ocp % HWY_DYNAMIC_DISPATCH(WinogradLanes)() == 0,
+            "conv2d_forward_winograd_transformed: kernel transformed for narrower vectors");
+  const int oc = k.oc;
   if (g.n <= 0 || g.oh <= 0 || g.ow <= 0 || oc <= 0) return;
   if (g.c <= 0) {  // no inputs: y = bias
     for (int64_t i = 0; i < int64_t(g.n) * g.oh * g.ow; ++i)
       for (int o = 0; o < oc; ++o) y[i * oc + o] = bias ? bias[o] : 0.f;
     return;
   }
-  const int64_t ocp = round_up(oc, HWY_DYNAMIC_DISPATCH(WinogradLanes)());
-  const AlignedBuffer u = transform_kernel(kernel, g.c, oc, ocp);
   WinogradConv q{};
   q.n = g.n; q.h = g.h; q.w = g.w; q.c = g.c;
-  q.oh = g.oh; q.ow = g.ow; q.oc = oc; q.ocp = static_cast<int>(ocp);
+  q.oh = g.oh; q.ow = g.ow; q.oc = oc; q.ocp = static_cast<int>(k.ocp);
   q.pt = g.pad_top; q.pl = g.pad_left;
-  q.x = x; q.u = u.data(); q.bias = bias; q.accumulate = false; q.y = y;
+  q.x = x; q.u = k.u.data(); q.bias = bias; q.accumulate = false; q.y = y;
   run(q);
+}
+
+void conv2d_forward_winograd(const Conv2DGeometry& g, int oc, const float* x,
+                             const float* kernel, const float* bias, float* y) {
+  FER_CHECK(conv2d_winograd_covers(g), "conv2d_forward_winograd: 3x3 stride 1 only, got ",
+            g.kh, "x", g.kw, " stride ", g.stride_h, ",", g.stride_w);
+  if (g.n <= 0 || g.oh <= 0 || g.ow <= 0 || oc <= 0) return;
+  const WinogradKernel k = conv2d_winograd_transform_kernel(kernel, g.c, oc);
+  conv2d_forward_winograd_transformed(g, k, x, bias, y);
 }
 
 void conv2d_backward_input_winograd(const Conv2DGeometry& g, int oc, const float* dy,

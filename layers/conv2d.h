@@ -10,9 +10,11 @@
 
 #include <array>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "kernels/conv2d.h"
 #include "kernels/padding.h"
 #include "layers/layer.h"
 
@@ -45,6 +47,14 @@ class Conv2D : public Layer {
   bool fits(const Tensor& x) const;
   kernels::Conv2DGeometry geometry(int n) const;
 
+  // Inference by Winograd with the kernel transformed once (kernels/conv2d.h): whether
+  // this layer takes that path for n examples, and the transform of the current kernel --
+  // recomputed only when the kernel's version (fer/tensor.h) has moved, i.e. after a
+  // training step or a weight load. Guarded by a mutex: inference may run on several
+  // threads at once; each call keeps its own reference to the transform it used.
+  bool infers_by_transformed_winograd(int n) const;
+  std::shared_ptr<const kernels::WinogradKernel> transformed_kernel();
+
   int filters_;
   std::array<int, 2> kernel_size_;
   std::array<int, 2> strides_;
@@ -53,6 +63,9 @@ class Conv2D : public Layer {
   Shape input_shape_;  // one example [H, W, C], set by build()
   Parameter kernel_;
   Parameter bias_;
+  std::mutex winograd_mutex_;
+  std::shared_ptr<const kernels::WinogradKernel> winograd_kernel_;
+  uint64_t winograd_version_ = 0;  // the kernel's version it was computed from
 };
 
 }  // namespace fer

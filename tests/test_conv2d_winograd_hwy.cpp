@@ -4,7 +4,9 @@
 // stride-1 shapes with odd and even sizes (partial output tiles), both paddings, channel
 // counts that are not a multiple of any vector width, more output channels than one
 // register block holds, 1x1 and 2x2 maps, batch 1, and batches whose tiles span several
-// blocks and threads.
+// blocks and threads. The forward with the kernel transformed once
+// (conv2d_winograd_transform_kernel + conv2d_forward_winograd_transformed) must equal the
+// one-call forward bit for bit.
 #include <gtest/gtest.h>
 
 #include "hwy_targets.h"
@@ -12,6 +14,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -70,6 +73,17 @@ void check_all_cases() {
       omp_set_num_threads(threads);
       fer::testing::expect_forward_matches(g, t.oc, x, k, use_bias ? b.data() : nullptr,
                                            conv2d_forward_winograd, what);
+      // The kernel transformed once and reused: the same values bit for bit, twice.
+      std::vector<float> y_once(ysize), y_kept(ysize);
+      conv2d_forward_winograd(g, t.oc, x.data(), k.data(), use_bias ? b.data() : nullptr,
+                              y_once.data());
+      const WinogradKernel kept = conv2d_winograd_transform_kernel(k.data(), t.c, t.oc);
+      for (int call = 0; call < 2; ++call) {
+        std::fill(y_kept.begin(), y_kept.end(), -1.f);
+        conv2d_forward_winograd_transformed(g, kept, x.data(), use_bias ? b.data() : nullptr,
+                                            y_kept.data());
+        ASSERT_EQ(y_kept, y_once) << what << ", transformed kernel, call " << call;
+      }
       const auto dy = random_values(ysize, rng);
       fer::testing::expect_backward_input_matches(g, t.oc, dy, k, x.size(), rng,
                                                   conv2d_backward_input_winograd, what);

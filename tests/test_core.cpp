@@ -63,6 +63,25 @@ TEST(Tensor, ShapeErrorsNameTheOpAndBothShapes) {
   EXPECT_THROW(Tensor({2}, std::vector<float>{1, 2, 3}), Error);
 }
 
+TEST(Tensor, VersionMovesWheneverTheDataMayChange) {
+  Tensor a({3}), b({3});
+  EXPECT_NE(a.version(), b.version());  // unique, even between fresh tensors
+  const Tensor& view = a;
+  const uint64_t v0 = a.version();
+  (void)view.data();  // read-only access: unchanged
+  EXPECT_EQ(a.version(), v0);
+  Tensor copy = a;  // a handle on the same storage sees the same version
+  EXPECT_EQ(copy.version(), v0);
+  copy.data()[0] = 1.f;  // a writable pointer: moved, for every handle
+  const uint64_t v1 = a.version();
+  EXPECT_NE(v1, v0);
+  a.fill(2.f);
+  EXPECT_NE(a.version(), v1);
+  const uint64_t v2 = a.version();
+  a.copy_from(b);
+  EXPECT_NE(a.version(), v2);
+}
+
 TEST(Tensor, GradientIsAllocatedLazilyAndZeroed) {
   Tensor t({3});
   EXPECT_FALSE(t.has_grad());

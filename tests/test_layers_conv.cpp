@@ -12,6 +12,7 @@
 #include "fer/autograd.h"
 #include "fer/error.h"
 #include "fer/rng.h"
+#include "kernels/conv2d.h"
 #include "layers/conv2d.h"
 #include "layers/dense.h"
 #include "layers/depthwise_conv2d.h"
@@ -132,6 +133,46 @@ TEST(Conv2DLayer, HandComputedForward) {
   Tensor x({1, 3, 3, 1}, std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8, 9});
   const Tensor y = infer(conv, x);
   EXPECT_EQ(y.to_vector(), (std::vector<float>{37.5f, 47.5f, 67.5f, 77.5f}));
+}
+
+TEST(Conv2DLayer, InferenceKeepsTheWinogradTransformUntilTheKernelChanges) {
+  // 12x12x8 -> 16 channels at batch 1: 36 Winograd tiles, too few to transform the kernel
+  // on every call, so inference transforms it once and keeps it (kernels/conv2d.h).
+  Rng rng(4);
+  Conv2D conv("conv", 16, {3, 3}, {1, 1}, "same");
+  conv.build({12, 12, 8}, rng);
+  const kernels::Conv2DGeometry g =
+      kernels::make_geometry(1, 12, 12, 8, 3, 3, 1, 1, kernels::Padding::Same);
+  ASSERT_TRUE(kernels::conv2d_winograd_transformed_pays(g, 16));
+  ASSERT_FALSE(kernels::conv2d_forward_uses_winograd(g, 16));
+  auto params = conv.parameters();
+  params[1]->value.copy_from(random_tensor({16}, rng));
+  const Tensor x = random_tensor({1, 12, 12, 8}, rng);
+  // What the current weights give, by the reference loops.
+  auto reference = [&] {
+    std::vector<float> y(12 * 12 * 16);
+    kernels::conv2d_forward_ref(g, 16, x.data(), conv.kernel().data(), conv.bias().data(),
+                                y.data());
+    return y;
+  };
+  auto expect_near_reference = [&](const Tensor& y, const std::string& what) {
+    const std::vector<float> want = reference();
+    ASSERT_EQ(y.numel(), static_cast<int64_t>(want.size())) << what;
+    for (size_t i = 0; i < want.size(); ++i)
+      ASSERT_NEAR(y.data()[i], want[i], 1e-4f * (1.f + std::fabs(want[i]))) << what << " at " << i;
+  };
+  const Tensor y1 = conv.forward(x, false);
+  expect_near_reference(y1, "first inference");
+  expect_near_reference(conv.forward(x, false), "second inference (transform kept)");
+  expect_near_reference(conv.forward(x, true), "training mode (direct)");
+  // The kernel changes as an optimizer changes it, through a writable pointer...
+  params[0]->value.data()[5] += 1.f;
+  const Tensor y2 = conv.forward(x, false);
+  expect_near_reference(y2, "after a change of one weight");
+  EXPECT_NE(y2.to_vector(), y1.to_vector());
+  // ... or as a weight load does.
+  params[0]->value.copy_from(random_tensor(params[0]->value.shape(), rng));
+  expect_near_reference(conv.forward(x, false), "after copy_from");
 }
 
 TEST(Conv2DLayer, WrongInputShapeNamesTheLayer) {
