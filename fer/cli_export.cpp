@@ -38,11 +38,13 @@ int export_model(int argc, char** argv) {
   Model back = Model::load(out);
   std::vector<Parameter*> a = model.parameters(), b = back.parameters();
   double worst = 0;
-  for (size_t i = 0; i < a.size(); ++i)
-    for (int64_t j = 0; j < a[i]->value.numel(); ++j) {
-      const double x = a[i]->value.data()[j], y = b[i]->value.data()[j];
+  for (size_t i = 0; i < a.size(); ++i) {
+    const Tensor &ta = a[i]->value, &tb = b[i]->value;  // const: read-only access
+    for (int64_t j = 0; j < ta.numel(); ++j) {
+      const double x = ta.data()[j], y = tb.data()[j];
       worst = std::max(worst, std::fabs(x - y) / std::max(1e-3, std::fabs(x)));
     }
+  }
   std::printf("wrote %s: %lld parameters as %s, largest relative change %.2g\n", out.c_str(),
               (long long)model.parameter_count(), half ? "float16" : "float32", worst);
   return 0;

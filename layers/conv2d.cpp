@@ -56,8 +56,9 @@ Shape Conv2D::build(const Shape& input, Rng& rng) {
   const double fan_out = double(kh) * kw * filters_;
   const double limit = std::sqrt(6.0 / (fan_in + fan_out));
   Tensor kernel({kh, kw, c, filters_});
+  float* k = kernel.data();
   for (int64_t i = 0; i < kernel.numel(); ++i)
-    kernel.data()[i] = static_cast<float>(rng.uniform(-limit, limit));
+    k[i] = static_cast<float>(rng.uniform(-limit, limit));
   kernel.set_requires_grad(!frozen_);
   kernel_ = Parameter{name_ + "/kernel", kernel, true};
   if (use_bias_) {

@@ -32,8 +32,9 @@ Shape Dense::build(const Shape& input, Rng& rng) {
   // Glorot uniform (Keras's default): limit = sqrt(6 / (fan_in + fan_out)).
   const double limit = std::sqrt(6.0 / double(in_features_ + units_));
   Tensor kernel({in_features_, units_});
+  float* k = kernel.data();
   for (int64_t i = 0; i < kernel.numel(); ++i)
-    kernel.data()[i] = static_cast<float>(rng.uniform(-limit, limit));
+    k[i] = static_cast<float>(rng.uniform(-limit, limit));
   kernel.set_requires_grad(!frozen_);
   kernel_ = Parameter{name_ + "/kernel", kernel, true};
   if (use_bias_) {

@@ -82,8 +82,9 @@ Shape DepthwiseConv2D::build(const Shape& input, Rng& rng) {
   const double fan_out = double(kh) * kw * m;
   const double limit = std::sqrt(6.0 / (fan_in + fan_out));
   Tensor kernel({kh, kw, c, m});
+  float* k = kernel.data();
   for (int64_t i = 0; i < kernel.numel(); ++i)
-    kernel.data()[i] = static_cast<float>(rng.uniform(-limit, limit));
+    k[i] = static_cast<float>(rng.uniform(-limit, limit));
   kernel.set_requires_grad(!frozen_);
   kernel_ = Parameter{name_ + "/depthwise_kernel", kernel, true};
   if (use_bias_) {
