@@ -91,9 +91,9 @@ bool Conv2D::can_forward_images(const Tensor& x, int count) const {
 }
 
 bool Conv2D::infers_by_transformed_winograd(int n) const {
-  // The transform is 16/9 the size of the kernel: kept up to 16 MB per layer (cnn3's
+  // The transform is 16/9 the size of the kernel: kept up to 8 MB per layer (cnn3's
   // largest is 1 MB; VGG16's 512-channel convs, 16.8 MB, transform per call instead).
-  constexpr int64_t kMaxTransformFloats = int64_t(1) << 22;
+  constexpr int64_t kMaxTransformFloats = int64_t(1) << 21;
   const int64_t c = input_shape_[2];
   return kernels::conv2d_winograd_transformed_pays(geometry(n), filters_) &&
          16 * c * filters_ <= kMaxTransformFloats;
