@@ -71,14 +71,15 @@ TEST(ShippedModel, EvalDefaultsToItAndBeatsChanceClearly) {
   EXPECT_NE(j.at("model").as_string().find("models/fer2013.npz"), std::string::npos);
 }
 
-// The four other members of the README's ensemble (models/ensemble/, one of them at
-// 128 px instead of 96; they are also the shipped model's distillation teachers): same
-// classes and size limits as the shipped model, and `fer eval` averaging all five runs
-// and stays far above chance on the committed faces.
+// The five other members of the README's ensemble (models/ensemble/: four teachers of
+// the shipped model, one of them at 128 px instead of 96, and a student of theirs trained
+// longer): same classes and size limits as the shipped model, and `fer eval` averaging
+// all six runs and stays far above chance on the committed faces.
 TEST(ShippedModel, EnsembleMembersLoadAndEvaluateTogether) {
   const std::string dir = std::string(FER_SOURCE_DIR) + "/models/ensemble/";
   const std::string members[] = {dir + "mnv1_40ep.npz", dir + "mnv1_16ep.npz",
-                                 dir + "mnv1_seed3_24ep.npz", dir + "mnv1_128_ema.npz"};
+                                 dir + "mnv1_seed3_24ep.npz", dir + "mnv1_128_ema.npz",
+                                 dir + "mnv1_distill_40ep.npz"};
   if (!exists(kModel)) GTEST_SKIP() << "no shipped model at " << kModel;
   for (const std::string& path : members)
     if (!exists(path)) GTEST_SKIP() << "no shipped ensemble member " << path;
