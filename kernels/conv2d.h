@@ -103,7 +103,7 @@ void conv2d_backward_input_winograd(const Conv2DGeometry& g, int out_channels, c
 struct WinogradKernel {
   AlignedBuffer u;  // [16, C, OCP], zeros in the padding lanes
   int c = 0, oc = 0;
-  int64_t ocp = 0;  // OC rounded up to the vector width
+  int64_t ocp = 0;  // OC rounded up to whole 16-float vectors (any x86 target's width)
 };
 WinogradKernel conv2d_winograd_transform_kernel(const float* kernel, int c, int out_channels);
 void conv2d_forward_winograd_transformed(const Conv2DGeometry& g, const WinogradKernel& k,

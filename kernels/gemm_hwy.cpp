@@ -392,7 +392,7 @@ void SgemmBlocked(const Problem& P, float* HWY_RESTRICT workspace) {
 // layer or a small 1x1 convolution at batch 1) -- of the fewest rows of 1, 2, 4, 8 that
 // hold it. A full-height tile would compute its missing rows too (they repeat the last
 // one and are never stored): at m = 1 that is 12 times the work, and a GEMV is bound by
-// reading B once anyway. bench_gemm's cnn3/b1 shapes measure it.
+// reading B once anyway. bench_gemm's cnn3_dense1_1x4608x256 row measures it.
 template <size_t NV>
 void SgemmRows(const Problem& P, float* HWY_RESTRICT workspace) {
   constexpr size_t MR = RowsFor(NV);
