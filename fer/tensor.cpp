@@ -293,8 +293,7 @@ bool Tensor::take_grad_of(const Tensor& from) const {
   if (impl_ == from.impl_ || !impl_->grad.empty() || from.impl_->grad.empty() ||
       from.impl_->grad.size() != numel())
     return false;
-  impl_->grad = std::move(from.impl_->grad);
-  from.impl_->grad = AlignedBuffer();
+  impl_->grad = std::move(from.impl_->grad);  // leaves from's buffer empty
   return true;
 }
 

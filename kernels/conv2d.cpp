@@ -274,17 +274,19 @@ namespace {
 constexpr int kDirectBackwardMinChannels = 8;
 constexpr int kWinogradMinChannels = 8;
 constexpr int64_t kWinogradMinTiles = 512;
-
-bool winograd_pays(const Conv2DGeometry& g, int oc) {
-  const int64_t tiles = int64_t(g.n) * ((g.oh + 1) / 2) * ((g.ow + 1) / 2);
-  return conv2d_winograd_covers(g) && g.c >= kWinogradMinChannels &&
-         oc >= kWinogradMinChannels && tiles >= kWinogradMinTiles;
-}
 }  // namespace
 
 bool conv2d_winograd_transformed_pays(const Conv2DGeometry& g, int oc) {
   return conv2d_winograd_covers(g) && g.c >= kWinogradMinChannels && oc >= kWinogradMinChannels;
 }
+
+namespace {
+// With the kernel transformed on every call: only for enough tiles to pay for it.
+bool winograd_pays(const Conv2DGeometry& g, int oc) {
+  const int64_t tiles = int64_t(g.n) * ((g.oh + 1) / 2) * ((g.ow + 1) / 2);
+  return conv2d_winograd_transformed_pays(g, oc) && tiles >= kWinogradMinTiles;
+}
+}  // namespace
 
 bool conv2d_forward_uses_winograd(const Conv2DGeometry& g, int oc) {
   return !is_pointwise(g) && winograd_pays(g, oc);

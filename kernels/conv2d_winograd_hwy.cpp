@@ -460,11 +460,8 @@ void conv2d_forward_winograd_transformed(const Conv2DGeometry& g, const Winograd
 
 void conv2d_forward_winograd(const Conv2DGeometry& g, int oc, const float* x,
                              const float* kernel, const float* bias, float* y) {
-  FER_CHECK(conv2d_winograd_covers(g), "conv2d_forward_winograd: 3x3 stride 1 only, got ",
-            g.kh, "x", g.kw, " stride ", g.stride_h, ",", g.stride_w);
-  if (g.n <= 0 || g.oh <= 0 || g.ow <= 0 || oc <= 0) return;
-  const WinogradKernel k = conv2d_winograd_transform_kernel(kernel, g.c, oc);
-  conv2d_forward_winograd_transformed(g, k, x, bias, y);
+  conv2d_forward_winograd_transformed(g, conv2d_winograd_transform_kernel(kernel, g.c, oc), x,
+                                      bias, y);
 }
 
 void conv2d_backward_input_winograd(const Conv2DGeometry& g, int oc, const float* dy,

@@ -28,18 +28,14 @@ Tensor add(const Tensor& a, const Tensor& b) {
       // zero-filled buffer; Tensor::take_grad_of); b then adds dy from it as usual --
       // for add(x, x) that reads and writes the same buffer, which gives 2 dy.
       const float* dy = y.grad();
-      if (a.requires_grad() && !a.take_grad_of(y)) {
-        float* da = a.grad();
-        for (int64_t i = 0; i < n; ++i) da[i] += dy[i];
-      }
-      if (b.requires_grad()) {
+      const auto receive = [&](const Tensor& t) {
         bool accumulate = true;
-        float* db = b.grad_to_write(&accumulate);
-        if (accumulate)
-          for (int64_t i = 0; i < n; ++i) db[i] += dy[i];
-        else
-          std::memcpy(db, dy, sizeof(float) * n);
-      }
+        float* g = t.grad_to_write(&accumulate);
+        if (!accumulate) return (void)std::memcpy(g, dy, sizeof(float) * n);
+        for (int64_t i = 0; i < n; ++i) g[i] += dy[i];
+      };
+      if (a.requires_grad() && !a.take_grad_of(y)) receive(a);
+      if (b.requires_grad()) receive(b);
     });
   }
   return y;

@@ -1,8 +1,6 @@
 #include "layers/batchnorm.h"
 
 #include <atomic>
-#include <cstdlib>
-#include <string>
 
 #include "fer/autograd.h"
 #include "kernels/batchnorm.h"
@@ -12,10 +10,7 @@ namespace fer {
 
 namespace {
 // FER_BN_IN_PLACE=0 starts with the in-place backward off (to time the difference).
-std::atomic<bool> in_place_enabled{[] {
-  const char* v = std::getenv("FER_BN_IN_PLACE");
-  return !(v && std::string(v) == "0");
-}()};
+std::atomic<bool> in_place_enabled{on_unless_environment_says_0("FER_BN_IN_PLACE")};
 }  // namespace
 
 void BatchNormalization::set_in_place_backward(bool enabled) { in_place_enabled = enabled; }

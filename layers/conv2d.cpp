@@ -85,18 +85,17 @@ bool Conv2D::can_forward_images(const Tensor& x, int count) const {
   // inference takes Winograd with the kept transform, that beats chunks of direct
   // convolution (2-2.5x fewer multiply-adds).
   if (input_shape_.empty() || !fits(x) || count <= 0) return false;
-  const int n = static_cast<int>(x.dim(0));
-  return !kernels::conv2d_forward_uses_winograd(geometry(n), filters_) &&
-         !infers_by_transformed_winograd(n);
+  const kernels::Conv2DGeometry g = geometry(static_cast<int>(x.dim(0)));
+  return !kernels::conv2d_forward_uses_winograd(g, filters_) &&
+         !infers_by_transformed_winograd(g);
 }
 
-bool Conv2D::infers_by_transformed_winograd(int n) const {
+bool Conv2D::infers_by_transformed_winograd(const kernels::Conv2DGeometry& g) const {
   // The transform is 16/9 the size of the kernel: kept up to 8 MB per layer (cnn3's
   // largest is 1 MB; VGG16's 512-channel convs, 16.8 MB, transform per call instead).
   constexpr int64_t kMaxTransformFloats = int64_t(1) << 21;
-  const int64_t c = input_shape_[2];
-  return kernels::conv2d_winograd_transformed_pays(geometry(n), filters_) &&
-         16 * c * filters_ <= kMaxTransformFloats;
+  return kernels::conv2d_winograd_transformed_pays(g, filters_) &&
+         16 * int64_t(g.c) * filters_ <= kMaxTransformFloats;
 }
 
 std::shared_ptr<const kernels::WinogradKernel> Conv2D::transformed_kernel() {
@@ -126,7 +125,7 @@ Tensor Conv2D::forward(const Tensor& x, bool training) {
   const Tensor& bias = bias_.value;  // undefined without use_bias
 
   Tensor y = Tensor::uninitialized({g.n, g.oh, g.ow, oc});
-  if (!training && infers_by_transformed_winograd(g.n)) {
+  if (!training && infers_by_transformed_winograd(g)) {
     // In training the kernel changes every step, so its transform would not be reused.
     const auto transformed = transformed_kernel();
     kernels::conv2d_forward_winograd_transformed(g, *transformed, x.data(),

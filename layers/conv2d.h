@@ -52,7 +52,7 @@ class Conv2D : public Layer {
   // recomputed only when the kernel's version (fer/tensor.h) has moved, i.e. after a
   // training step or a weight load. Guarded by a mutex: inference may run on several
   // threads at once; each call keeps its own reference to the transform it used.
-  bool infers_by_transformed_winograd(int n) const;
+  bool infers_by_transformed_winograd(const kernels::Conv2DGeometry& g) const;
   std::shared_ptr<const kernels::WinogradKernel> transformed_kernel();
 
   int filters_;

@@ -9,6 +9,7 @@
 // beta, moving_mean, moving_variance), so that Keras weights map by name.
 #pragma once
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -99,6 +100,13 @@ class Layer {
   std::string name_;
   bool frozen_ = false;
 };
+
+// Switches that start on and that NAME=0 in the environment turns off (FER_FUSION,
+// FER_BN_IN_PLACE): to time or check the plain path from the command line.
+inline bool on_unless_environment_says_0(const char* name) {
+  const char* v = std::getenv(name);
+  return !(v && std::string(v) == "0");
+}
 
 }  // namespace fer
 

@@ -17,11 +17,7 @@ namespace {
 thread_local LayerProfiler* active_profiler = nullptr;
 
 // FER_FUSION=0 starts with fusion off (to time or check the unfused path from the CLI).
-bool fusion_from_environment() {
-  const char* v = std::getenv("FER_FUSION");
-  return !(v && std::string(v) == "0");
-}
-std::atomic<bool> fusion_enabled{fusion_from_environment()};
+std::atomic<bool> fusion_enabled{on_unless_environment_says_0("FER_FUSION")};
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -62,9 +62,9 @@ def main(argv):
 
     averaged = {}
     for name in first.keys():
-        if name in ("training", "architecture"):  # the first input's (checked above)
+        if name in ("training", "architecture"):  # the first input's (see the note above)
             averaged[name] = first[name]
-        elif first[name].dtype.kind != "f":  # the architecture's text, integer counters
+        elif first[name].dtype.kind != "f":  # other text, integer counters: must be equal
             if any(not np.array_equal(model[name], first[name]) for model in models[1:]):
                 fail(f"'{name}' ({first[name].dtype}) differs between the inputs and is not "
                      "a float array to average")
