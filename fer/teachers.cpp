@@ -4,17 +4,21 @@
 // (--teacher-online: scoring every batch as the student sees it).
 #include "fer/teachers.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <utility>
 
 #include "data/preprocess.h"
+#include "fer/atomic_file.h"
 #include "fer/autograd.h"
 #include "fer/error.h"
 #include "fer/evaluate.h"
 #include "fer/json.h"
 #include "fer/npz.h"
+#include "fer/zip.h"
 #include "layers/loss.h"
 
 namespace fer {
@@ -93,10 +97,10 @@ std::vector<std::string> cv_teacher_models(const std::string& list) {
 // teacher that wants other channels (gray vs RGB) reads its own copy of the data, which
 // must hold the same examples in the same order. A --cv-teacher is one teacher whose
 // model k answers for the examples of fold k.
-std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& student,
-                                         const data::Dataset& train_set) {
+namespace {
+std::vector<float> compute_teacher_probabilities(const TrainConfig& cfg, const Model& student,
+                                                 const data::Dataset& train_set) {
   const size_t sources = cfg.teachers.size() + cfg.cv_teachers.size();
-  if (sources == 0 || cfg.teacher_online) return {};
   const int64_t N = static_cast<int64_t>(train_set.size());
   const int64_t K = static_cast<int64_t>(student.classes().size());
   const int student_channels = data::Preprocess::from_json(student.preprocess()).channels;
@@ -155,20 +159,111 @@ std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& st
     }
   }
   soften(average, K, cfg.teacher_temperature);
-  if (!cfg.quiet) {
-    int64_t agree = 0;
-    double label_mass = 0;
-    for (int64_t i = 0; i < N; ++i) {
-      const float* row = average.data() + i * K;
-      agree += std::max_element(row, row + K) - row == train_set.labels[i];
-      label_mass += average[i * K + train_set.labels[i]];
+  return average;
+}
+
+// How the soft labels relate to the labels, printed when training starts.
+void print_agreement(const TrainConfig& cfg, const std::vector<float>& average, int64_t K,
+                     const data::Dataset& train_set) {
+  const int64_t N = static_cast<int64_t>(train_set.size());
+  int64_t agree = 0;
+  double label_mass = 0;
+  for (int64_t i = 0; i < N; ++i) {
+    const float* row = average.data() + i * K;
+    agree += std::max_element(row, row + K) - row == train_set.labels[i];
+    label_mass += average[i * K + train_set.labels[i]];
+  }
+  std::fprintf(stderr, "teachers: %zu model(s) + %zu cross-validated, TTA %s, T %g: agree "
+               "with %.1f%% of the training labels, give them %.3f on average; target = "
+               "%.2f * label + %.2f * teachers\n", cfg.teachers.size(),
+               cfg.cv_teachers.size(), cfg.teacher_tta.c_str(), cfg.teacher_temperature,
+               100.0 * agree / std::max<int64_t>(N, 1), label_mass / std::max<int64_t>(N, 1),
+               1 - cfg.distill, cfg.distill);
+}
+
+// What the soft labels are a function of, as JSON text: every teacher file (path, size and
+// CRC-32 of its bytes, so a file retrained in place counts as another teacher), the
+// views, the temperature, and the training examples in order (their sources and labels).
+std::string soft_label_key(const TrainConfig& cfg, const data::Dataset& train_set, int64_t K) {
+  const auto file = [](const std::string& path) {
+    const std::vector<uint8_t> bytes = read_file_bytes(path);
+    Json f = Json::object();
+    f["path"] = path;
+    f["bytes"] = bytes.size();
+    f["crc32"] = static_cast<int64_t>(crc32(bytes.data(), bytes.size()));
+    return f;
+  };
+  Json key = Json::object();
+  key["teachers"] = Json::array();
+  for (const std::string& t : cfg.teachers) key["teachers"].push_back(file(t));
+  key["cv_teachers"] = Json::array();
+  for (const std::string& list : cfg.cv_teachers) {
+    Json models = Json::array();
+    for (const std::string& m : cv_teacher_models(list)) models.push_back(file(m));
+    key["cv_teachers"].push_back(models);
+  }
+  key["teacher_tta"] = cfg.teacher_tta;
+  key["teacher_temperature"] = cfg.teacher_temperature;
+  key["classes"] = K;
+  key["examples"] = train_set.size();
+  uint32_t examples_crc = 0;
+  for (size_t i = 0; i < train_set.size(); ++i) {
+    const std::string line = train_set.sources[i] + "\t" + std::to_string(train_set.labels[i]) + "\n";
+    examples_crc = crc32(reinterpret_cast<const uint8_t*>(line.data()), line.size(), examples_crc);
+  }
+  key["examples_crc32"] = static_cast<int64_t>(examples_crc);
+  return key.dump();
+}
+
+}  // namespace
+
+std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& student,
+                                         const data::Dataset& train_set,
+                                         const std::string& cache) {
+  if (cfg.teachers.size() + cfg.cv_teachers.size() == 0 || cfg.teacher_online) return {};
+  const int64_t N = static_cast<int64_t>(train_set.size());
+  const int64_t K = static_cast<int64_t>(student.classes().size());
+  std::string key;
+  if (!cache.empty()) {
+    key = soft_label_key(cfg, train_set, K);
+    struct stat st;
+    if (stat(cache.c_str(), &st) == 0) {
+      // A damaged or stale copy is only a lost shortcut: say so and compute them again.
+      std::string why;
+      try {
+        const NpzArrays kept = read_npz(cache);
+        const Tensor& p = kept.tensor("probabilities");
+        if (kept.string("key") != key) {
+          why = "it was computed for other teachers, settings or training images";
+        } else if (p.shape() != Shape{N, K}) {
+          why = "its probabilities are " + shape_str(p.shape()) + ", not [" +
+                std::to_string(N) + ", " + std::to_string(K) + "]";
+        } else {
+          std::vector<float> average = p.to_vector();
+          if (!cfg.quiet) {
+            std::fprintf(stderr, "teachers: probabilities read from %s (same teacher files, "
+                         "settings and training images)\n", cache.c_str());
+            print_agreement(cfg, average, K, train_set);
+          }
+          return average;
+        }
+      } catch (const Error& e) {
+        why = e.what();
+      }
+      // Printed even with --quiet: it explains minutes of teacher passes nobody expected.
+      std::fprintf(stderr, "teachers: not using %s (%s): computing them again\n",
+                   cache.c_str(), why.c_str());
     }
-    std::fprintf(stderr, "teachers: %zu model(s) + %zu cross-validated, TTA %s, T %g: agree "
-                 "with %.1f%% of the training labels, give them %.3f on average; target = "
-                 "%.2f * label + %.2f * teachers\n", cfg.teachers.size(),
-                 cfg.cv_teachers.size(), cfg.teacher_tta.c_str(), cfg.teacher_temperature,
-                 100.0 * agree / std::max<int64_t>(N, 1), label_mass / std::max<int64_t>(N, 1),
-                 1 - cfg.distill, cfg.distill);
+  }
+  std::vector<float> average = compute_teacher_probabilities(cfg, student, train_set);
+  if (!cfg.quiet) print_agreement(cfg, average, K, train_set);
+  if (!cache.empty()) {
+    try {
+      write_npz(cache, {{"probabilities", Tensor(Shape{N, K}, average)}}, {{"key", key}});
+    } catch (const Error& e) {  // training does not need the copy
+      std::fprintf(stderr, "teachers: warning: could not keep them in %s: %s\n", cache.c_str(),
+                   e.what());
+    }
   }
   return average;
 }

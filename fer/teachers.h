@@ -26,8 +26,16 @@ std::vector<std::string> cv_teacher_models(const std::string& list);
 // offline teachers. Throws when model k of a --cv-teacher records another held-out fold
 // than k (or none), so it cannot score images it trained on. Prints their agreement with
 // the labels unless cfg.quiet.
+//
+// `cache` (fer train passes RUN/teachers.npz): the probabilities are kept there, with a
+// key naming what they depend on (each teacher file's path, size and CRC-32, the views,
+// the temperature, the training examples and their labels), and read back instead of
+// recomputed when the key still matches -- so `--resume` does not run every teacher over
+// the training set again (minutes per teacher). A stale or damaged file is recomputed
+// and replaced, with a note; failing to write it is a warning, not an error.
 std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& student,
-                                         const data::Dataset& train_set);
+                                         const data::Dataset& train_set,
+                                         const std::string& cache = "");
 
 // --teacher-online: the teachers, loaded once; each must take the student's input as the
 // batch loader renders it (empty without --teacher-online).

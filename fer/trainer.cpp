@@ -299,7 +299,8 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
                  (long long)model.parameter_count(true), omp_get_max_threads());
   }
 
-  const std::vector<float> soft_labels = teacher_probabilities(cfg, model, train_set);
+  const std::vector<float> soft_labels =
+      teacher_probabilities(cfg, model, train_set, cfg.out + "/teachers.npz");
   std::vector<Model> online_teachers = load_online_teachers(cfg, model);
   const data::Preprocess pre = data::Preprocess::from_json(model.preprocess());
   const data::Augment aug = data::Augment::from_json(cfg.augment);

@@ -328,6 +328,77 @@ float largest_change(const NpzArrays& a, const NpzArrays& b, bool statistics) {
   return largest;
 }
 
+// RUN/teachers.npz keeps the soft labels: the first run writes them with a key naming
+// their inputs; a later run into the same directory (--resume) reads them back -- shown by
+// planting uniform probabilities under the right key, which changes what epoch 2 learns;
+// a key that no longer matches (the teacher file changed in place) or a damaged file is a
+// note, and the labels are computed again, to the same weights as a run that never had a
+// copy.
+TEST(Distillation, SoftLabelsAreKeptInTheRunAndComputedAgainWhenTheirInputsChange) {
+  const std::string dir = run_dir("teachers_npz");
+  testing::run_command("rm -rf " + dir + "*");
+  testing::run_command("mkdir -p " + dir + "t && cp " + std::string(FER_SOURCE_DIR) +
+                       "/models/fer2013.npz " + dir + "t/teacher.npz");
+  const std::string teacher = dir + "t/teacher.npz";
+  const std::string flags = sample_run_flags() + "--teacher " + teacher + " --distill 0.7 ";
+  auto r = run_fer("train " + flags + "--epochs 1 --out " + dir + "a");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const NpzArrays kept = read_npz(dir + "a/teachers.npz");
+  const Tensor& p = kept.tensor("probabilities");
+  ASSERT_EQ(p.ndim(), 2);
+  const int64_t n = p.dim(0), k = p.dim(1);
+  EXPECT_EQ(k, 7);
+  EXPECT_GT(n, 100);  // the sample faces
+  const std::vector<float> probs = p.to_vector();
+  for (int64_t i = 0; i < n; ++i) {
+    double sum = 0;
+    for (int64_t c = 0; c < k; ++c) sum += probs[i * k + c];
+    ASSERT_NEAR(sum, 1.0, 1e-4) << "row " << i;
+  }
+  const std::string key = kept.string("key");
+  EXPECT_NE(key.find(teacher), std::string::npos) << key;
+  EXPECT_NE(key.find("crc32"), std::string::npos) << key;
+
+  // Read back: the same key over uniform rows. Epoch 2 then learns from those.
+  write_npz(dir + "a/teachers.npz",
+            {{"probabilities", Tensor(Shape{n, k}, std::vector<float>(n * k, 1.f / k))}},
+            {{"key", key}});
+  testing::run_command("cp -r " + dir + "a " + dir + "a2");  // the 1-epoch run, untouched
+  r = run_fer("train --resume " + dir + "a --epochs 2 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run_fer("train " + flags + "--epochs 2 --out " + dir + "b");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const NpzArrays planted = read_npz(dir + "a/last.npz"), straight = read_npz(dir + "b/last.npz");
+  EXPECT_GT(largest_change(planted, straight, /*statistics=*/false), 1e-4f)
+      << "the resumed run did not use RUN/teachers.npz";
+  EXPECT_EQ(read_npz(dir + "a/teachers.npz").tensor("probabilities").to_vector(),
+            std::vector<float>(n * k, 1.f / k));
+
+  // A damaged copy: a note, computed again, the straight run's weights bit for bit.
+  {
+    std::ofstream damaged(dir + "a2/teachers.npz", std::ios::trunc);
+    damaged << "not a zip file";
+  }
+  std::string loud = "train --resume " + dir + "a2 --epochs 2 --threads 1";
+  r = run_fer(loud);
+  ASSERT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("teachers: not using " + dir + "a2/teachers.npz"), std::string::npos)
+      << r.out;
+  EXPECT_EQ(largest_change(read_npz(dir + "a2/last.npz"), straight, /*statistics=*/true), 0.f);
+  EXPECT_EQ(read_npz(dir + "a2/teachers.npz").string("key"), key);
+
+  // The teacher file replaced in place (same path, other weights): the key no longer
+  // matches, so the labels are the new teacher's and the file is rewritten.
+  testing::run_command("cp " + std::string(FER_SOURCE_DIR) + "/models/ensemble/mnv1_16ep.npz " +
+                       teacher);
+  r = run_fer("train " + flags + "--epochs 1 --out " + dir + "a2");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const NpzArrays renewed = read_npz(dir + "a2/teachers.npz");
+  EXPECT_NE(renewed.string("key"), key);
+  EXPECT_NE(renewed.tensor("probabilities").to_vector(), probs);
+  testing::run_command("rm -rf " + dir + "*");
+}
+
 // --teacher with --mixup: a blended image's target is the blend of the two faces'
 // distillation targets. With --distill 0 that is exactly mixup's blend of the (smoothed)
 // labels, so one SGD step must land where plain --mixup's lands -- which checks that the
