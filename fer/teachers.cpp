@@ -90,6 +90,8 @@ std::vector<std::string> cv_teacher_models(const std::string& list) {
   return parts;
 }
 
+namespace {
+
 // Knowledge distillation's soft labels: the teachers' class probabilities for every
 // example of train_set (N*K, row i = example i), averaged over the teachers. Computed once
 // per run, in inference mode on the un-augmented images ("offline" distillation: the
@@ -97,7 +99,6 @@ std::vector<std::string> cv_teacher_models(const std::string& list) {
 // teacher that wants other channels (gray vs RGB) reads its own copy of the data, which
 // must hold the same examples in the same order. A --cv-teacher is one teacher whose
 // model k answers for the examples of fold k.
-namespace {
 std::vector<float> compute_teacher_probabilities(const TrainConfig& cfg, const Model& student,
                                                  const data::Dataset& train_set) {
   const size_t sources = cfg.teachers.size() + cfg.cv_teachers.size();
@@ -208,8 +209,10 @@ std::string soft_label_key(const TrainConfig& cfg, const data::Dataset& train_se
   key["examples"] = train_set.size();
   uint32_t examples_crc = 0;
   for (size_t i = 0; i < train_set.size(); ++i) {
-    const std::string line = train_set.sources[i] + "\t" + std::to_string(train_set.labels[i]) + "\n";
-    examples_crc = crc32(reinterpret_cast<const uint8_t*>(line.data()), line.size(), examples_crc);
+    const std::string line =
+        train_set.sources[i] + "\t" + std::to_string(train_set.labels[i]) + "\n";
+    examples_crc =
+        crc32(reinterpret_cast<const uint8_t*>(line.data()), line.size(), examples_crc);
   }
   key["examples_crc32"] = static_cast<int64_t>(examples_crc);
   return key.dump();
