@@ -79,6 +79,11 @@ void write_file_atomically(const std::string& path,
   sync_directory(directory_of(path));
 }
 
+bool file_exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
+
 std::vector<uint8_t> read_file_bytes(const std::string& path) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) fail("cannot read '", path, "': ", std::strerror(errno));

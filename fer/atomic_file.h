@@ -34,6 +34,9 @@ void write_file_atomically(const std::string& path,
 // stops at the first failure instead of writing on into a broken stream.
 void fwrite_all(std::FILE* f, const void* data, size_t size);
 
+// Whether `path` names a regular file (not a directory, not missing).
+bool file_exists(const std::string& path);
+
 // The whole content of a regular file. Throws fer::Error "cannot read '<path>': <reason>".
 std::vector<uint8_t> read_file_bytes(const std::string& path);
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <tuple>
 
+#include "fer/atomic_file.h"
 #include "fer/cli.h"
 #include "fer/cli_args.h"
 #include "fer/cli_model_flags.h"
@@ -20,11 +21,6 @@ namespace {
 bool is_dir(const std::string& p) {
   struct stat st;
   return stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool is_file(const std::string& p) {
-  struct stat st;
-  return stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -237,7 +233,7 @@ std::string sample_faces_dir() { return std::string(FER_SOURCE_DIR) + "/data/sam
 
 std::string default_model_path() {
   if (const char* env = std::getenv("FER_MODEL")) {
-    FER_CHECK(is_file(env), "FER_MODEL=", env, ": no such model file");
+    FER_CHECK(file_exists(env), "FER_MODEL=", env, ": no such model file");
     return env;
   }
   std::vector<std::string> places = {std::string(FER_SOURCE_DIR) + "/models/fer2013.npz"};
@@ -251,7 +247,7 @@ std::string default_model_path() {
   }
   std::string looked;
   for (const std::string& p : places) {
-    if (is_file(p)) return p;
+    if (file_exists(p)) return p;
     looked += (looked.empty() ? "" : ", ") + p;
   }
   fail("no --model given and no shipped model found (looked at $FER_MODEL, ", looked, ")");

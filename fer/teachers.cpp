@@ -4,8 +4,6 @@
 // (--teacher-online: scoring every batch as the student sees it).
 #include "fer/teachers.h"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -229,8 +227,7 @@ std::vector<float> teacher_probabilities(const TrainConfig& cfg, const Model& st
   std::string key;
   if (!cache.empty()) {
     key = soft_label_key(cfg, train_set, K);
-    struct stat st;
-    if (stat(cache.c_str(), &st) == 0) {
+    if (file_exists(cache)) {
       // A damaged or stale copy is only a lost shortcut: say so and compute them again.
       std::string why;
       try {

@@ -18,6 +18,7 @@
 #include "data/batch_loader.h"
 #include "data/tta.h"
 #include "fer/architectures.h"
+#include "fer/atomic_file.h"
 #include "fer/autograd.h"
 #include "fer/error.h"
 #include "fer/evaluate.h"
@@ -204,11 +205,6 @@ Json schedule_options(const TrainConfig& c) {
     o["gamma"] = c.step_gamma;
   }
   return o;
-}
-
-bool file_exists(const std::string& path) {
-  struct stat st;
-  return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
 // The best.npz of a run records its epoch and validation accuracy, so that a run resumed
