@@ -62,6 +62,8 @@ std::vector<FlagSpec> train_flags() {
     {"erasing", "P", "augment: RandomErasing with probability P (a random box set to 0)"},
     {"mixup", "A", "mixup: blend pairs of examples and their labels (with --teacher: their targets), weight ~ Beta(A, A)"},
     {"ema", "DECAY", "validate and save a moving average of the weights (e.g. 0.999; 0 = off)"},
+    {"sam", "RHO", "sharpness-aware minimization: each step's gradient is taken again at the worst point within RHO of the weights (e.g. 0.05; 0 = off; twice the cost of a step)"},
+    {"sam-adaptive", "", "with --sam: ASAM, the neighbourhood scaled by each weight's size (RHO e.g. 0.5)"},
     {"teacher", "FILE", "distill from this model's probabilities (repeat to average several; a file named twice weighs twice)"},
     {"distill", "A", "with --teacher: target = (1-A) * label + A * teachers (default 0.5)"},
     {"teacher-temperature", "T", "with --teacher: soften its probabilities, p^(1/T) (default 1)"},
@@ -184,6 +186,8 @@ int train(int argc, char** argv) {
   if (args.has("erasing")) aug["erasing"] = args.number("erasing", 0);
   c.mixup = args.number("mixup", c.mixup);
   c.ema = args.number("ema", c.ema);
+  c.sam = args.number("sam", c.sam);
+  c.sam_adaptive = args.flag("sam-adaptive");
   c.teachers = args.all("teacher");
   c.cv_teachers = args.all("cv-teacher");
   if (args.has("holdout-fold")) {

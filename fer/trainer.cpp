@@ -32,6 +32,7 @@
 #include "optim/clip.h"
 #include "optim/ema.h"
 #include "optim/optimizer.h"
+#include "optim/sam.h"
 #include "optim/schedule.h"
 
 namespace fer {
@@ -47,7 +48,7 @@ namespace fer {
   X(class_weights) X(augment) X(max_per_class) X(val_max_per_class) X(skip_bad) X(seed)   \
   X(workers) X(quiet) X(weights) X(skip_mismatched) X(freeze_backbone) X(unfreeze_epoch)  \
   X(backbone_lr_scale) X(mixup) X(ema) X(teachers) X(distill) X(teacher_temperature) X(teacher_tta) \
-  X(teacher_online) X(cv_teachers) X(holdout_fold) X(holdout_folds)
+  X(teacher_online) X(cv_teachers) X(holdout_fold) X(holdout_folds) X(sam) X(sam_adaptive)
 
 namespace {
 void read_field(const Json& j, const char* key, std::string& v) { v = j.get(key, v.c_str()); }
@@ -332,6 +333,11 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
     if (resume_from) ema->load_state(resume_from->tensors, cfg.out + "/last.npz");
   }
 
+  std::unique_ptr<optim::SharpnessAwareStep> sam;
+  if (cfg.sam > 0)
+    sam = std::make_unique<optim::SharpnessAwareStep>(params, static_cast<float>(cfg.sam),
+                                                      cfg.sam_adaptive);
+
   TrainResult result;
   for (int epoch = st.epoch; epoch < cfg.epochs; ++epoch) {
     loader.start_epoch(epoch);
@@ -357,13 +363,15 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       float lambda = 1;
       if (cfg.mixup > 0)
         lambda = mixup_batch(batch, cfg.mixup, cfg.seed, st.global_step, labels_b, partners);
-      Tensor logits = model.forward(batch.images, /*training=*/true);
+      // The loss of the batch as a function of the network's logits: the targets (labels,
+      // teachers' rows, blends) are fixed before the first forward pass, so that SAM's
+      // second pass is scored against the same ones.
       const float smoothing = static_cast<float>(cfg.label_smoothing);
-      Tensor loss;
+      std::vector<float> targets;
       if (!soft_labels.empty() || !online_teachers.empty()) {
         // The teachers' rows of this batch's examples (computed before the run, or now on
         // this very batch), blended with the labels.
-        const int64_t K = logits.dim(1);
+        const int64_t K = static_cast<int64_t>(model.classes().size());
         std::vector<float> rows;
         if (!online_teachers.empty()) {
           rows = online_teacher_probabilities(online_teachers, batch.images,
@@ -374,8 +382,7 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
             std::copy_n(soft_labels.data() + batch.indices[i] * K, K, rows.data() + i * K);
         }
         const float distill = static_cast<float>(cfg.distill);
-        std::vector<float> targets =
-            distillation_targets(batch.labels, rows.data(), K, distill, smoothing);
+        targets = distillation_targets(batch.labels, rows.data(), K, distill, smoothing);
         if (cfg.mixup > 0) {
           // Mixup with teachers: the target of a blend is the same blend of the two
           // examples' targets. Online teachers already scored the blended image, so only
@@ -393,13 +400,22 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
           for (size_t j = 0; j < targets.size(); ++j)
             targets[j] = lambda * targets[j] + (1 - lambda) * targets_b[j];
         }
-        loss = soft_target_cross_entropy(logits, targets);
-      } else if (cfg.mixup > 0) {
-        loss = mixup_cross_entropy(logits, batch.labels, labels_b, lambda, smoothing,
-                                   class_weights);
-      } else {
-        loss = softmax_cross_entropy(logits, batch.labels, smoothing, class_weights);
       }
+      auto loss_of = [&](const Tensor& logits) {
+        if (!targets.empty()) return soft_target_cross_entropy(logits, targets);
+        if (cfg.mixup > 0)
+          return mixup_cross_entropy(logits, batch.labels, labels_b, lambda, smoothing,
+                                     class_weights);
+        return softmax_cross_entropy(logits, batch.labels, smoothing, class_weights);
+      };
+      // With SAM both passes must see the same dropout masks (the loss at w + e is the
+      // same function of the weights as at w), so the masks are drawn from a seed of the
+      // step, set again before the second pass. Without SAM the epoch's stream goes on.
+      const uint64_t step_seed =
+          cfg.seed * 0xBF58476D1CE4E5B9ull + static_cast<uint64_t>(st.global_step) * 0x94D049BB133111EBull;
+      if (sam) model.net().reseed(step_seed);
+      Tensor logits = model.forward(batch.images, /*training=*/true);
+      Tensor loss = loss_of(logits);
       const std::vector<int>& dominant = lambda >= 0.5f ? batch.labels : labels_b;
       const int n = static_cast<int>(batch.labels.size());
       const int k = static_cast<int>(logits.dim(1));
@@ -407,6 +423,17 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       seen += n;
       loss_sum += loss.item() * n;
       backward(loss);
+      if (sam) {
+        // SAM: the gradient again at the worst point within rho of the weights (the
+        // first pass's loss and accuracy are the ones reported, as in PyTorch's SAM
+        // examples).
+        sam->ascend();
+        optimizer->zero_grad();
+        model.net().reseed(step_seed);
+        Tensor perturbed_loss = loss_of(model.forward(batch.images, /*training=*/true));
+        backward(perturbed_loss);
+        sam->restore();
+      }
       if (cfg.clip_norm > 0) optim::clip_grad_norm(params, static_cast<float>(cfg.clip_norm));
       if (cfg.clip_value > 0) optim::clip_grad_value(params, static_cast<float>(cfg.clip_value));
       optimizer->step();
@@ -558,6 +585,9 @@ void TrainConfig::validate() const {
             "--holdout-fold K/N needs N >= 2 and 0 <= K < N, got ",
             holdout_name(holdout_fold, holdout_folds));
   FER_CHECK(ema >= 0 && ema < 1, "--ema must be in [0, 1) (0 = off; 0.999 is typical), got ", ema);
+  FER_CHECK(std::isfinite(sam) && sam >= 0,
+            "--sam must be >= 0 (the radius rho; 0 = off, 0.05 is typical), got ", sam);
+  FER_CHECK(!sam_adaptive || sam > 0, "--sam-adaptive needs --sam RHO");
   FER_CHECK(expect_height >= 0 && expect_width >= 0, "--expect-size must be positive");
   FER_CHECK(!skip_mismatched || !weights.empty(), "--skip-mismatched needs --weights FILE");
   FER_CHECK(unfreeze_epoch >= 0, "--unfreeze-epoch must be >= 0, got ", unfreeze_epoch);

@@ -73,6 +73,11 @@ struct TrainConfig {
   // Train on every example but those of fold holdout_fold of holdout_folds (0 = off):
   // how the models of a --cv-teacher are trained.
   int holdout_fold = 0, holdout_folds = 0;
+  // Sharpness-aware minimization (optim/sam.h): the radius rho of the neighbourhood whose
+  // worst point's gradient each step takes (0 = off; 0.05 typical), ASAM when
+  // sam_adaptive. Twice the cost of a step.
+  double sam = 0;
+  bool sam_adaptive = false;
   std::string class_weights = "none";  // none | balanced
   Json augment = Json::object();       // data::Augment fields
   int max_per_class = 0;               // train on a subset (0 = all)

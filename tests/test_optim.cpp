@@ -1,5 +1,5 @@
-// Optimizers, their update kernels, gradient clipping, learning-rate schedules and the
-// weights' moving average.
+// Optimizers, their update kernels, gradient clipping, learning-rate schedules, the
+// weights' moving average and sharpness-aware minimization's ascent step.
 //
 // The update tests follow one weight through three steps with gradients 0.5, -1, 2 and
 // compare with values worked out by hand (the arithmetic is written next to each
@@ -26,6 +26,7 @@
 #include "optim/clip.h"
 #include "optim/ema.h"
 #include "optim/optimizer.h"
+#include "optim/sam.h"
 #include "optim/schedule.h"
 #include "optim/sgd.h"
 #include "tests/error_of.h"
@@ -734,4 +735,69 @@ TEST(WeightEma, StateRoundTripsAndLoadErrorsNameTheArray) {
   fresh.swap();
   EXPECT_FLOAT_EQ(w.value.data()[0], 0.9f * 1.f + 0.1f * 5.f);
   EXPECT_FLOAT_EQ(w.value.data()[1], 2.f);
+}
+
+// --- sharpness-aware minimization (optim/sam.h) -------------------------------------------
+
+// SAM's ascent by hand: gradients (3, 4) and (12) have norm 13, so rho = 0.13 moves the
+// weights by 0.01 * g. A frozen weight and a running statistic do not move; restore()
+// brings back the weights bit for bit and the statistic as ascend() found it, whatever
+// the second pass wrote there.
+TEST(SharpnessAware, AscendMovesByRhoAlongTheGradientAndRestoreIsExact) {
+  Parameter a = make_param("a", {1.f, 2.f});
+  Parameter b = make_param("b", {3.f});
+  Parameter frozen = make_param("frozen", {0.5f}, /*requires_grad=*/false);
+  Parameter stat = make_param("bn/moving_mean", {4.f}, /*requires_grad=*/false);
+  stat.trainable = false;
+  Parameter no_grad = make_param("no_grad", {7.f});  // a weight the loss did not reach
+  set_grad(a, {3.f, 4.f});
+  set_grad(b, {12.f});
+  set_grad(frozen, {100.f});
+  SharpnessAwareStep sam({&a, &b, &frozen, &stat, &no_grad}, 0.13f, /*adaptive=*/false);
+  EXPECT_NEAR(sam.ascend(), 13.f, 1e-5);
+  EXPECT_NEAR(a.value.data()[0], 1.03f, 1e-6);
+  EXPECT_NEAR(a.value.data()[1], 2.04f, 1e-6);
+  EXPECT_NEAR(b.value.data()[0], 3.12f, 1e-6);
+  EXPECT_EQ(frozen.value.data()[0], 0.5f);
+  EXPECT_EQ(stat.value.data()[0], 4.f);
+  EXPECT_EQ(no_grad.value.data()[0], 7.f);
+  // The second forward pass moves the running statistic; the step's weights would too.
+  stat.value.data()[0] = -1.f;
+  sam.restore();
+  EXPECT_EQ(a.value.to_vector(), (std::vector<float>{1.f, 2.f}));
+  EXPECT_EQ(b.value.data()[0], 3.f);
+  EXPECT_EQ(stat.value.data()[0], 4.f);
+  // The gradients are left for the caller to zero (the second pass fills them again).
+  EXPECT_EQ(a.value.grad()[0], 3.f);
+}
+
+// ASAM by hand: T = |w| + 0.01 per weight; e = rho * T^2 g / ||T g||.
+// w = (1, -2), g = (3, 4): T = (1.01, 2.01), T g = (3.03, 8.04), ||T g|| = 8.59200...,
+// e = 0.5 * (1.0201 * 3, 4.0401 * 4) / 8.59200 = (0.178090, 0.940433).
+TEST(SharpnessAware, AdaptiveScalesTheBallByTheWeights) {
+  Parameter w = make_param("w", {1.f, -2.f});
+  set_grad(w, {3.f, 4.f});
+  SharpnessAwareStep asam({&w}, 0.5f, /*adaptive=*/true);
+  const double norm = std::sqrt(3.03 * 3.03 + 8.04 * 8.04);
+  EXPECT_NEAR(asam.ascend(), norm, 1e-5);
+  EXPECT_NEAR(w.value.data()[0], 1.0 + 0.5 * 1.01 * 1.01 * 3 / norm, 1e-6);
+  EXPECT_NEAR(w.value.data()[1], -2.0 + 0.5 * 2.01 * 2.01 * 4 / norm, 1e-6);
+  EXPECT_NEAR(w.value.data()[1], -2.0 + 0.940433, 1e-5);
+  asam.restore();
+  EXPECT_EQ(w.value.to_vector(), (std::vector<float>{1.f, -2.f}));
+}
+
+TEST(SharpnessAware, ZeroGradientMovesNothingAndMisuseIsAnError) {
+  Parameter w = make_param("w", {1.f});
+  set_grad(w, {0.f});
+  SharpnessAwareStep sam({&w}, 0.05f, false);
+  EXPECT_EQ(sam.ascend(), 0.f);
+  EXPECT_EQ(w.value.data()[0], 1.f);
+  EXPECT_NE(error_of([&] { sam.ascend(); }).find("twice"), std::string::npos);
+  sam.restore();
+  EXPECT_NE(error_of([&] { sam.restore(); }).find("without ascend"), std::string::npos);
+  EXPECT_NE(error_of([&] { SharpnessAwareStep bad({&w}, 0.f, false); }).find("rho"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { SharpnessAwareStep bad({&w}, NAN, true); }).find("rho"),
+            std::string::npos);
 }

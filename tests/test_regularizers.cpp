@@ -1,7 +1,7 @@
 // RandomErasing, mixup (its Beta draws, its loss and gradient, and a training run that
 // uses it with an interrupted-and-resumed run reproducing an uninterrupted one), training
-// with a moving average of the weights (--ema), and knowledge distillation (offline,
-// cross-validated and online teachers).
+// with a moving average of the weights (--ema), sharpness-aware steps (--sam), and
+// knowledge distillation (offline, cross-validated and online teachers).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -277,6 +277,59 @@ TEST(Ema, TrainingRunValidatesTheAverageAndResumesBitIdentically) {
   const auto bad = run_fer("train " + sample_run_flags() + "--ema 1 --epochs 1 --out " + dir + "c");
   EXPECT_NE(bad.out.find("--ema"), std::string::npos) << bad.out;
   testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c");
+}
+
+// --sam: sharpness-aware steps (optim/sam.h). A run records rho, resumes bit for bit (both
+// passes of a step draw their dropout masks from the step's seed), and learns something
+// else than the same run without --sam. With the learning rate at 0 the weights never
+// move, so the BatchNorm running statistics can only come from the first passes: runs
+// with rho 0.05 and rho 1 (second passes at very different weights) must end with the
+// same statistics bit for bit, which holds only if each second pass's updates are undone.
+// Bad settings are one-line errors.
+TEST(Sam, TrainingRunResumesBitIdenticallyAndKeepsOnlyTheFirstPassStatistics) {
+  const std::string dir = run_dir("sam");
+  const auto [x, y] = resumed_and_straight("--sam 0.05", dir);
+  const Json config = Json::parse(x.strings.at("training")).at("config");
+  EXPECT_DOUBLE_EQ(config.get("sam", 0.0), 0.05);
+  EXPECT_FALSE(config.get("sam_adaptive", true));
+
+  auto r = run_fer("train " + sample_run_flags() + "--epochs 2 --out " + dir + "c");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const NpzArrays plain = read_npz(dir + "c/last.npz");
+  int differing = 0, kernels = 0;
+  for (const auto& [name, t] : plain.tensors) {
+    if (name.find("/kernel") == std::string::npos || name.rfind("optimizer/", 0) == 0) continue;
+    ++kernels;
+    differing += t.to_vector() != y.tensors.at(name).to_vector();
+  }
+  EXPECT_GT(kernels, 0);
+  EXPECT_EQ(differing, kernels) << "--sam left some kernels as plain steps train them";
+
+  const std::string frozen = "--optimizer sgd --momentum 0 --lr 0 --epochs 1 ";
+  r = run_fer("train " + sample_run_flags() + frozen + "--sam 0.05 --out " + dir + "d");
+  ASSERT_EQ(r.status, 0) << r.out;
+  r = run_fer("train " + sample_run_flags() + frozen + "--sam 1 --sam-adaptive --out " + dir + "e");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const NpzArrays small = read_npz(dir + "d/last.npz"), large = read_npz(dir + "e/last.npz");
+  int statistics = 0;
+  for (const auto& [name, t] : small.tensors) {
+    if (name.find("moving_") == std::string::npos || name.rfind("optimizer/", 0) == 0) continue;
+    ++statistics;
+    EXPECT_EQ(t.to_vector(), large.tensors.at(name).to_vector()) << name;
+    // ...and they did move from their initial values (ones for the variances).
+    if (name.find("moving_variance") != std::string::npos) {
+      EXPECT_NE(t.to_vector(), std::vector<float>(t.numel(), 1.f)) << name;
+    }
+  }
+  EXPECT_GT(statistics, 0);
+
+  for (const char* bad : {"--sam -1", "--sam-adaptive"}) {
+    r = run_fer("train " + sample_run_flags() + std::string(bad) + " --epochs 1 --out " + dir + "f");
+    EXPECT_NE(r.status, 0) << bad;
+    EXPECT_NE(r.out.find("--sam"), std::string::npos) << r.out;
+  }
+  testing::run_command("rm -rf " + dir + "a " + dir + "b " + dir + "c " + dir + "d " + dir +
+                       "e " + dir + "f");
 }
 
 // --teacher: a run distilled from the shipped model trains, records its teacher settings,
