@@ -237,6 +237,14 @@ std::string run_dir(const std::string& name) {
   return std::string(FER_BINARY_DIR) + "/test_" + name + "_" + std::to_string(getpid());
 }
 
+// One training run on the sample faces with `flags` into `out`; its last.npz (empty when
+// the run failed, which is reported).
+NpzArrays trained(const std::string& flags, const std::string& out) {
+  const auto r = run_fer("train " + sample_run_flags() + flags + " --out " + out);
+  EXPECT_EQ(r.status, 0) << flags << "\n" << r.out;
+  return r.status == 0 ? read_npz(out + "/last.npz") : NpzArrays{};
+}
+
 // A run with mixup and RandomErasing trains, records both settings, and resumes to the
 // same weights as a straight run (the blends are seeded by the step).
 TEST(Mixup, TrainingRunWithMixupAndErasingResumesBitIdentically) {
@@ -306,11 +314,9 @@ TEST(Sam, TrainingRunResumesBitIdenticallyAndKeepsOnlyTheFirstPassStatistics) {
   EXPECT_EQ(differing, kernels) << "--sam left some kernels as plain steps train them";
 
   const std::string frozen = "--optimizer sgd --momentum 0 --lr 0 --epochs 1 ";
-  r = run_fer("train " + sample_run_flags() + frozen + "--sam 0.05 --out " + dir + "d");
-  ASSERT_EQ(r.status, 0) << r.out;
-  r = run_fer("train " + sample_run_flags() + frozen + "--sam 1 --sam-adaptive --out " + dir + "e");
-  ASSERT_EQ(r.status, 0) << r.out;
-  const NpzArrays small = read_npz(dir + "d/last.npz"), large = read_npz(dir + "e/last.npz");
+  const NpzArrays small = trained(frozen + "--sam 0.05", dir + "d");
+  const NpzArrays large = trained(frozen + "--sam 1 --sam-adaptive", dir + "e");
+  ASSERT_FALSE(small.tensors.empty() || large.tensors.empty());
   int statistics = 0;
   for (const auto& [name, t] : small.tensors) {
     if (name.find("moving_") == std::string::npos || name.rfind("optimizer/", 0) == 0) continue;
@@ -528,11 +534,9 @@ TEST(Distillation, OnlineTeachersScoreTheModelsOwnBatches) {
   EXPECT_LT(largest_change(y, offline, /*statistics=*/true), 1e-4) << "online and offline teachers disagree on un-augmented batches";
 
   const std::string flip = " --flip --distill 0.8 --epochs 1 --teacher " + teacher;
-  r = run_fer("train " + sample_run_flags() + flip + " --teacher-online --out " + dir + "d");
-  ASSERT_EQ(r.status, 0) << r.out;
-  r = run_fer("train " + sample_run_flags() + flip + " --teacher-tta none --out " + dir + "e");
-  ASSERT_EQ(r.status, 0) << r.out;
-  const NpzArrays online_flip = read_npz(dir + "d/last.npz"), offline_flip = read_npz(dir + "e/last.npz");
+  const NpzArrays online_flip = trained(flip + " --teacher-online", dir + "d");
+  const NpzArrays offline_flip = trained(flip + " --teacher-tta none", dir + "e");
+  ASSERT_FALSE(online_flip.tensors.empty() || offline_flip.tensors.empty());
   int differ = 0;
   for (const auto& [name, t] : online_flip.tensors)
     differ += t.to_vector() != offline_flip.tensors.at(name).to_vector();
