@@ -411,8 +411,8 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       // With SAM both passes must see the same dropout masks (the loss at w + e is the
       // same function of the weights as at w), so the masks are drawn from a seed of the
       // step, set again before the second pass. Without SAM the epoch's stream goes on.
-      const uint64_t step_seed =
-          cfg.seed * 0xBF58476D1CE4E5B9ull + static_cast<uint64_t>(st.global_step) * 0x94D049BB133111EBull;
+      const uint64_t step_seed = cfg.seed * 0xBF58476D1CE4E5B9ull +
+                                 static_cast<uint64_t>(st.global_step) * 0x94D049BB133111EBull;
       if (sam) model.net().reseed(step_seed);
       Tensor logits = model.forward(batch.images, /*training=*/true);
       Tensor loss = loss_of(logits);
@@ -425,8 +425,8 @@ TrainResult run(const TrainConfig& cfg, Model& model, TrainState st, const NpzAr
       backward(loss);
       if (sam) {
         // SAM: the gradient again at the worst point within rho of the weights (the
-        // first pass's loss and accuracy are the ones reported, as in PyTorch's SAM
-        // examples).
+        // first pass's loss and accuracy are the ones reported, as in the SAM authors'
+        // and davda54/sam's training loops).
         sam->ascend();
         optimizer->zero_grad();
         model.net().reseed(step_seed);
