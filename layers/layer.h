@@ -26,6 +26,13 @@ struct Parameter {
   bool trainable = true; // false for BatchNorm's running statistics
 };
 
+// Whether a step moves `p`: it requires a gradient (not frozen, not a statistic) and the
+// loss reached it (a gradient buffer exists), as PyTorch skips parameters whose grad is
+// None. Optimizers, gradient clipping and SAM's ascent all use this.
+inline bool gets_gradient_step(const Parameter& p) {
+  return p.value.requires_grad() && p.value.has_grad() && p.value.numel() > 0;
+}
+
 class Layer {
  public:
   explicit Layer(std::string name) : name_(std::move(name)) {}

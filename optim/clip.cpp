@@ -8,18 +8,12 @@
 
 namespace fer::optim {
 
-namespace {
-bool takes_part(const Parameter* p) {
-  return p->value.requires_grad() && p->value.has_grad() && p->value.numel() > 0;
-}
-}  // namespace
-
 float clip_grad_norm(const std::vector<Parameter*>& params, float max_norm) {
   FER_CHECK(max_norm > 0.f, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
   // Sum of squares in double: millions of small float squares would lose their low bits.
   double sum_sq = 0.0;
   for (const Parameter* p : params) {
-    if (!takes_part(p)) continue;
+    if (!gets_gradient_step(*p)) continue;
     const float* g = p->value.grad();
     for (int64_t i = 0, n = p->value.numel(); i < n; ++i) sum_sq += double(g[i]) * g[i];
   }
@@ -30,7 +24,7 @@ float clip_grad_norm(const std::vector<Parameter*>& params, float max_norm) {
   if (factor < 1.0) {
     const float f = static_cast<float>(factor);
     for (const Parameter* p : params) {
-      if (!takes_part(p)) continue;
+      if (!gets_gradient_step(*p)) continue;
       float* g = p->value.grad();
       for (int64_t i = 0, n = p->value.numel(); i < n; ++i) g[i] *= f;
     }
@@ -41,7 +35,7 @@ float clip_grad_norm(const std::vector<Parameter*>& params, float max_norm) {
 void clip_grad_value(const std::vector<Parameter*>& params, float clip) {
   FER_CHECK(clip > 0.f, "clip_grad_value: clip must be > 0, got ", clip);
   for (const Parameter* p : params) {
-    if (!takes_part(p)) continue;
+    if (!gets_gradient_step(*p)) continue;
     float* g = p->value.grad();
     for (int64_t i = 0, n = p->value.numel(); i < n; ++i) g[i] = std::clamp(g[i], -clip, clip);
   }

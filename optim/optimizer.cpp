@@ -70,7 +70,7 @@ void Optimizer::step() {
     const Tensor& w = s.param->value;
     // Frozen (requires_grad false) or untouched by the loss (no gradient): leave alone,
     // weight decay and momentum included, as PyTorch skips parameters whose grad is None.
-    if (!w.requires_grad() || !w.has_grad() || w.numel() == 0) continue;
+    if (!gets_gradient_step(*s.param)) continue;
     ++s.steps;
     update(s, w.grad(), lr_ * lr_scale(s.param->name));
   }

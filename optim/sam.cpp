@@ -3,15 +3,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "fer/error.h"
 
 namespace fer::optim {
 
 namespace {
-bool moves(const Parameter* p) {
-  return p->trainable && p->value.requires_grad() && p->value.has_grad() && p->value.numel() > 0;
-}
 // ASAM's T_w = |w| + eta; eta keeps weights at zero from being stuck there (the paper's
 // value).
 constexpr float kAsamEta = 0.01f;
@@ -25,17 +23,21 @@ SharpnessAwareStep::SharpnessAwareStep(std::vector<Parameter*> params, float rho
 
 float SharpnessAwareStep::ascend() {
   FER_CHECK(!ascended_, "SharpnessAwareStep::ascend called twice without restore");
-  // Save everything first: the weights to come back to, and the running statistics the
-  // second forward pass will move.
+  // Save first what the second pass changes: the weights to come back to, and the
+  // running statistics its forward pass will move. Frozen weights are left alone (so
+  // their cached transforms, keyed by version, stay valid).
   for (size_t i = 0; i < params_.size(); ++i) {
-    const Tensor& v = params_[i]->value;
-    saved_[i].assign(v.data(), v.data() + v.numel());
+    const Parameter& p = *params_[i];
+    saved_[i].clear();
+    if (gets_gradient_step(p) || !p.trainable)
+      saved_[i].assign(std::as_const(p.value).data(),
+                       std::as_const(p.value).data() + p.value.numel());
   }
   ascended_ = true;
   // ||g|| (or ||T g||) over all moving weights as one vector, summed in double.
   double sum_sq = 0;
   for (const Parameter* p : params_) {
-    if (!moves(p)) continue;
+    if (!gets_gradient_step(*p)) continue;
     const float* g = p->value.grad();
     const float* w = std::as_const(p->value).data();
     for (int64_t j = 0, n = p->value.numel(); j < n; ++j) {
@@ -47,7 +49,7 @@ float SharpnessAwareStep::ascend() {
   if (!(norm > 0) || !std::isfinite(norm)) return static_cast<float>(norm);
   const double scale = rho_ / norm;
   for (Parameter* p : params_) {
-    if (!moves(p)) continue;
+    if (!gets_gradient_step(*p)) continue;
     const float* g = p->value.grad();
     float* w = p->value.data();  // renews the version: cached weight transforms redo
     for (int64_t j = 0, n = p->value.numel(); j < n; ++j) {
@@ -61,7 +63,7 @@ float SharpnessAwareStep::ascend() {
 void SharpnessAwareStep::restore() {
   FER_CHECK(ascended_, "SharpnessAwareStep::restore called without ascend");
   for (size_t i = 0; i < params_.size(); ++i)
-    std::copy(saved_[i].begin(), saved_[i].end(), params_[i]->value.data());
+    if (!saved_[i].empty()) std::copy(saved_[i].begin(), saved_[i].end(), params_[i]->value.data());
   ascended_ = false;
 }
 

@@ -33,22 +33,21 @@ class SharpnessAwareStep {
   // for SAM, 0.5 to 2 for ASAM).
   SharpnessAwareStep(std::vector<Parameter*> params, float rho, bool adaptive);
 
-  // Saves every parameter, then moves each trainable one that has a gradient to w + e
+  // Saves the parameters a step can change, then moves each trainable one that has a gradient to w + e
   // (e as above, from the gradients now held). Returns ||g|| (||T_w g|| for ASAM). An
   // all-zero or non-finite gradient moves nothing.
   float ascend();
-  // Puts every saved parameter back, bit for bit: the weights at w, and the
+  // Puts the saved parameters back, bit for bit: the moved weights at w, and the
   // non-trainable ones (BatchNorm's running statistics) as ascend() found them.
   void restore();
-
-  float rho() const { return rho_; }
-  bool adaptive() const { return adaptive_; }
 
  private:
   std::vector<Parameter*> params_;
   float rho_;
   bool adaptive_;
-  std::vector<std::vector<float>> saved_;  // one per parameter, reused every step
+  // One per parameter (empty for frozen weights), reused every step: clear() keeps the
+  // capacity.
+  std::vector<std::vector<float>> saved_;
   bool ascended_ = false;
 };
 
