@@ -120,7 +120,8 @@ static_assert(gemm_detail::kNC % (2 * kN) == 0 && (!kWide || gemm_detail::kNC % 
 // C[0:rows, 0:cols] = alpha * acc + beta * C (beta == 0: C is not read). acc holds the
 // full MR x NV*N tile; rows and cols say how much of it lies inside C. The full-tile
 // loops have constant bounds and constant indices once unrolled, so acc stays in
-// registers; an edge tile goes through a buffer instead.
+// registers; so does a tile of all MR rows whose last vector is partial, on targets with
+// masked stores (AVX2 and up); other edge tiles go through a buffer.
 template <size_t MR, size_t NV>
 HWY_INLINE void WriteBack(D d, V (&acc)[MR][NV], float* HWY_RESTRICT c, int64_t ldc,
                           size_t rows, size_t cols, float alpha, float beta) {
@@ -157,6 +158,29 @@ HWY_INLINE void WriteBack(D d, V (&acc)[MR][NV], float* HWY_RESTRICT c, int64_t 
     }
     return;
   }
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+  // All MR rows, the last vector partial (n = 24 with 16-float vectors: MobileNet's
+  // 24-channel input gradients, whose every tile is such): the partial vector is written
+  // (and, with beta, read) under a mask straight from the registers, without the buffer.
+  if (rows == MR && cols > (NV - 1) * kN) {
+    const auto mask = hn::FirstN(d, cols - (NV - 1) * kN);
+    const V vb = hn::Set(d, beta);
+    HWY_UNROLL(16)
+    for (size_t r = 0; r < MR; ++r) {
+      float* crow = c + r * ldc;
+      HWY_UNROLL(4)
+      for (size_t v = 0; v + 1 < NV; ++v) {
+        float* cv = crow + v * kN;
+        hn::StoreU(beta == 0.f ? acc[r][v] : hn::MulAdd(hn::LoadU(d, cv), vb, acc[r][v]), d, cv);
+      }
+      float* cv = crow + (NV - 1) * kN;
+      const V last = acc[r][NV - 1];
+      hn::BlendedStore(beta == 0.f ? last : hn::MulAdd(hn::MaskedLoad(mask, d, cv), vb, last),
+                       mask, d, cv);
+    }
+    return;
+  }
+#endif
   HWY_ALIGN float buf[MR * NV * kN];
   HWY_UNROLL(16)
   for (size_t r = 0; r < MR; ++r)
