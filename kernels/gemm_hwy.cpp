@@ -159,9 +159,9 @@ HWY_INLINE void WriteBack(D d, V (&acc)[MR][NV], float* HWY_RESTRICT c, int64_t 
     return;
   }
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
-  // All MR rows, the last vector partial (n = 24 with 16-float vectors: MobileNet's
-  // 24-channel input gradients, whose every tile is such): the partial vector is written
-  // (and, with beta, read) under a mask straight from the registers, without the buffer.
+  // All MR rows, the last vector partial (n = 24 with 16-float vectors, as in every tile
+  // of MobileNet V1 alpha 0.75's 24-channel input gradient): that vector is written (and,
+  // with beta, read) under a mask straight from the registers, without the buffer.
   if (rows == MR && cols > (NV - 1) * kN) {
     const auto mask = hn::FirstN(d, cols - (NV - 1) * kN);
     const V vb = hn::Set(d, beta);
@@ -171,7 +171,8 @@ HWY_INLINE void WriteBack(D d, V (&acc)[MR][NV], float* HWY_RESTRICT c, int64_t 
       HWY_UNROLL(4)
       for (size_t v = 0; v + 1 < NV; ++v) {
         float* cv = crow + v * kN;
-        hn::StoreU(beta == 0.f ? acc[r][v] : hn::MulAdd(hn::LoadU(d, cv), vb, acc[r][v]), d, cv);
+        const V x = acc[r][v];
+        hn::StoreU(beta == 0.f ? x : hn::MulAdd(hn::LoadU(d, cv), vb, x), d, cv);
       }
       float* cv = crow + (NV - 1) * kN;
       const V last = acc[r][NV - 1];
