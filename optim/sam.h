@@ -33,9 +33,9 @@ class SharpnessAwareStep {
   // for SAM, 0.5 to 2 for ASAM).
   SharpnessAwareStep(std::vector<Parameter*> params, float rho, bool adaptive);
 
-  // Saves the parameters a step can change, then moves each trainable one that has a gradient to w + e
-  // (e as above, from the gradients now held). Returns ||g|| (||T_w g|| for ASAM). An
-  // all-zero or non-finite gradient moves nothing.
+  // Saves the parameters a step can change, then moves each trainable one that has a
+  // gradient to w + e (e as above, from the gradients now held). Returns ||g|| (||T_w g||
+  // for ASAM). An all-zero or non-finite gradient moves nothing.
   float ascend();
   // Puts the saved parameters back, bit for bit: the moved weights at w, and the
   // non-trainable ones (BatchNorm's running statistics) as ascend() found them.
